@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Render every file that follows from workloads.yaml, from the Jinja2 templates in templates/.
+
+    python generate.py          write the files (and remove generated files no longer wanted)
+    python generate.py --check  exit 1 and name the stale files when anything is out of date
+
+Generated files are committed; CI runs --check. This script reads the manifest and nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import stat
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+from workloads.manifest import Manifest, ManifestError, load_manifest  # noqa: E402
+
+HEADER = "Generated from workloads.yaml by generate.py: do not edit."
+LAUNCHERS = ROOT / "workloads" / "launchers"
+
+
+@dataclass(frozen=True)
+class Output:
+    path: Path
+    text: str
+    executable: bool = False
+
+
+def _environment() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(ROOT / "templates"),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render(manifest: Manifest) -> list[Output]:
+    templates = _environment()
+    launcher = templates.get_template("launcher.py.j2")
+    return [
+        Output(
+            LAUNCHERS / workload.launcher,
+            launcher.render(workload=workload, header=HEADER),
+            executable=True,
+        )
+        for workload in manifest
+    ]
+
+
+def _generated_files() -> set[Path]:
+    """Files on disk that carry the generated header (so stale ones can be found)."""
+    return {path for path in LAUNCHERS.glob("*.py") if HEADER in path.read_text()}
+
+
+def _stale(outputs: list[Output]) -> list[str]:
+    problems = []
+    for output in outputs:
+        if not output.path.is_file():
+            problems.append(f"{output.path.relative_to(ROOT)} (missing)")
+        elif output.path.read_text() != output.text:
+            problems.append(f"{output.path.relative_to(ROOT)} (out of date)")
+        elif output.executable and not output.path.stat().st_mode & stat.S_IXUSR:
+            problems.append(f"{output.path.relative_to(ROOT)} (not executable)")
+    wanted = {output.path for output in outputs}
+    problems += [
+        f"{path.relative_to(ROOT)} (no longer in the manifest)"
+        for path in sorted(_generated_files() - wanted)
+    ]
+    return problems
+
+
+def _write(outputs: list[Output]) -> None:
+    for path in _generated_files() - {output.path for output in outputs}:
+        path.unlink()
+    for output in outputs:
+        output.path.parent.mkdir(parents=True, exist_ok=True)
+        if not output.path.is_file() or output.path.read_text() != output.text:
+            output.path.write_text(output.text)
+        if output.executable:
+            output.path.chmod(0o755)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 and name the stale files instead of writing them",
+    )
+    parser.add_argument(
+        "--manifest",
+        type=Path,
+        default=ROOT / "workloads.yaml",
+        help="the manifest to render (default: workloads.yaml)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        outputs = render(load_manifest(args.manifest))
+    except ManifestError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.check:
+        stale = _stale(outputs)
+        for problem in stale:
+            print(f"stale: {problem}", file=sys.stderr)
+        if stale:
+            print("run: python generate.py", file=sys.stderr)
+        return 1 if stale else 0
+    _write(outputs)
+    print(f"generated {len(outputs)} files from {args.manifest.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

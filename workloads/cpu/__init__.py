@@ -1,0 +1,1 @@
+"""CPU-intensive workloads: one module each, named in workloads.yaml."""

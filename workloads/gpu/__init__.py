@@ -1,0 +1,1 @@
+"""GPU-intensive workloads: one module each, named in workloads.yaml."""

@@ -1,0 +1,1 @@
+"""IO-intensive workloads: one module each, named in workloads.yaml."""

@@ -1,0 +1,159 @@
+"""io-1: file writing and reading with dynamic memory growth.
+
+Each iteration writes a set of files of random data while keeping every buffer in memory (the
+set grows file by file, then is dropped: memory rises and falls), makes each file durable
+(fsync) and drops it from the page cache, so the reads that follow hit the storage. It then
+reads the files back sequentially and checks their digests, and finally does random seeks with
+reads of 1 KiB-1 MiB, each compared byte for byte with the buffer still held in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from workloads.runtime.context import Context
+from workloads.runtime.tasks import Task, TaskResult
+
+KIB, MIB = 1 << 10, 1 << 20
+_CHUNK = MIB
+_FILE_SIZE = (256 * KIB, 16 * MIB)  # at scale 1
+_FILE_COUNT = (4, 24)
+_RANDOM_READS_PER_FILE = 16
+_RANDOM_READ = (KIB, MIB)
+# Share of the memory budget the held buffers may take (the rest is reading and hashing room).
+_MEMORY_SHARE = 0.6
+_LATENCY_KEY = "random_read_latency_us"
+
+
+def _plan(task: Task) -> tuple[int, int]:
+    """(file count, file size): both grow over the cycle, within the memory and disk budgets."""
+    count = int(task.grow(*_FILE_COUNT))
+    size = task.grow(_FILE_SIZE[0] * task.scale, _FILE_SIZE[1] * task.scale)
+    room = min(task.memory_budget * _MEMORY_SHARE, task.disk_budget or float("inf"))
+    size = min(size, room / count)
+    return count, max(4 * KIB, int(size) // (4 * KIB) * (4 * KIB))
+
+
+def _drop_cache(descriptor: int) -> None:
+    with contextlib.suppress(AttributeError, OSError):
+        os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
+
+
+def _write(path: Path, data: memoryview, result: TaskResult) -> None:
+    started = time.perf_counter()
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for offset in range(0, len(data), _CHUNK):
+            os.write(descriptor, data[offset : offset + _CHUNK])
+        os.fsync(descriptor)
+        _drop_cache(descriptor)
+    finally:
+        os.close(descriptor)
+    result.add("write_seconds", time.perf_counter() - started)
+    result.add("bytes_written", len(data))
+
+
+def _read_digest(path: Path, result: TaskResult) -> bytes:
+    started = time.perf_counter()
+    digest = hashlib.sha256()
+    with path.open("rb", buffering=0) as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+            result.add("bytes_read", len(chunk))
+        _drop_cache(handle.fileno())  # so the random reads that follow hit the storage too
+    result.add("read_seconds", time.perf_counter() - started)
+    return digest.digest()
+
+
+def _random_reads(
+    task: Task, paths: list[Path], buffers: list[memoryview], result: TaskResult
+) -> bool:
+    rng, latencies, matched = task.rng, [], True
+    descriptors = [os.open(path, os.O_RDONLY) for path in paths]
+    try:
+        for _ in range(_RANDOM_READS_PER_FILE * len(paths)):
+            which = int(rng.integers(len(paths)))
+            size = min(int(np.exp(rng.uniform(*np.log(_RANDOM_READ)))), len(buffers[which]))
+            offset = int(rng.integers(len(buffers[which]) - size + 1))
+            started = time.perf_counter()
+            chunk = os.pread(descriptors[which], size, offset)
+            latencies.append((time.perf_counter() - started) * 1e6)
+            matched &= chunk == buffers[which][offset : offset + size]
+            result.add("random_bytes", size)
+            result.fingerprint_with(which, offset, size)
+    finally:
+        for descriptor in descriptors:
+            os.close(descriptor)
+    result.add("random_reads", len(latencies))
+    result.add("random_seconds", sum(latencies) / 1e6)
+    result.samples[_LATENCY_KEY] = latencies
+    return matched
+
+
+def iteration(task: Task) -> TaskResult:
+    assert task.scratch is not None
+    count, size = _plan(task)
+    result = TaskResult(size=count * size)
+    folder = task.scratch / f"iteration-{task.index}"
+    folder.mkdir()
+    buffers: list[memoryview] = []  # the growing in-memory set
+    written: list[bytes] = []
+    paths = [folder / f"data-{number:03d}.bin" for number in range(count)]
+    try:
+        for path in paths:
+            task.checkpoint()
+            data = memoryview(task.rng.bit_generator.random_raw(size // 8)).cast("B")
+            buffers.append(data)
+            written.append(hashlib.sha256(data).digest())
+            _write(path, data, result)
+        read_back = []
+        for path in paths:
+            task.checkpoint()
+            read_back.append(_read_digest(path, result))
+        result.check(
+            "re-read files match the digests written",
+            read_back == written,
+            f"{sum(a != b for a, b in zip(read_back, written, strict=True))} of {count} differ",
+        )
+        task.checkpoint()
+        matched = _random_reads(task, paths, buffers, result)
+        result.check("random reads match the bytes held in memory", matched)
+        result.fingerprint_with(*written)
+    finally:
+        for path in paths:
+            path.unlink(missing_ok=True)
+        folder.rmdir()
+    return result
+
+
+def _rate(totals_work: dict[str, float], amount: str, seconds: str, workers: int) -> float:
+    spent = totals_work.get(seconds, 0.0) / max(workers, 1)
+    return totals_work.get(amount, 0.0) / spent if spent > 0 else 0.0
+
+
+def run(ctx: Context) -> None:
+    totals = ctx.run_tasks(iteration, scratch=True)
+    work, workers = totals.work, totals.workers
+    ctx.metric(
+        "write_mb_s",
+        _rate(work, "bytes_written", "write_seconds", workers) / 1e6,
+        "MB/s",
+        primary=True,
+    )
+    ctx.metric("read_mb_s", _rate(work, "bytes_read", "read_seconds", workers) / 1e6, "MB/s")
+    ctx.metric("random_read_iops", _rate(work, "random_reads", "random_seconds", workers), "IOPS")
+    ctx.metric(
+        "random_read_mb_s", _rate(work, "random_bytes", "random_seconds", workers) / 1e6, "MB/s"
+    )
+    latencies = totals.samples.get(_LATENCY_KEY)
+    if latencies:
+        for name, quantile in (("p50", 50), ("p90", 90), ("p99", 99), ("p999", 99.9)):
+            ctx.metric(
+                f"random_read_latency_{name}", float(np.percentile(latencies, quantile)), "us"
+            )

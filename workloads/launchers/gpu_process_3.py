@@ -1,0 +1,18 @@
+#!/usr/bin/env python3
+# Generated from workloads.yaml by generate.py: do not edit.
+"""gpu-3: Image processing and convolutions.
+
+The earlier script's name, kept working: ``python gpu_process_3.py [options]`` equals
+``python -m workloads run gpu-3 [options]``.
+"""
+
+import sys
+from pathlib import Path
+
+# Importable from a checkout as well as from an installed package.
+sys.path.insert(1, str(Path(__file__).resolve().parents[2]))
+
+from workloads.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["run", "gpu-3", *sys.argv[1:]]))

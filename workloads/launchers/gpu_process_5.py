@@ -1,0 +1,18 @@
+#!/usr/bin/env python3
+# Generated from workloads.yaml by generate.py: do not edit.
+"""gpu-5: Transformer models and attention.
+
+The earlier script's name, kept working: ``python gpu_process_5.py [options]`` equals
+``python -m workloads run gpu-5 [options]``.
+"""
+
+import sys
+from pathlib import Path
+
+# Importable from a checkout as well as from an installed package.
+sys.path.insert(1, str(Path(__file__).resolve().parents[2]))
+
+from workloads.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["run", "gpu-5", *sys.argv[1:]]))

@@ -1,0 +1,18 @@
+#!/usr/bin/env python3
+# Generated from workloads.yaml by generate.py: do not edit.
+"""io-7: CSV data processing with aggregations.
+
+The earlier script's name, kept working: ``python io_process_7.py [options]`` equals
+``python -m workloads run io-7 [options]``.
+"""
+
+import sys
+from pathlib import Path
+
+# Importable from a checkout as well as from an installed package.
+sys.path.insert(1, str(Path(__file__).resolve().parents[2]))
+
+from workloads.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["run", "io-7", *sys.argv[1:]]))

@@ -1,0 +1,190 @@
+"""The run controls: each is a flag and a CLOUDAI_ variable; a flag beats its variable.
+
+These names are an interface other tools script against: keep them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workloads.runtime.loadshape import PROFILES
+from workloads.runtime.sizes import parse_size
+
+ENV_PREFIX = "CLOUDAI_"
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class UsageError(Exception):
+    """Bad input from the user (flag, variable, workload id); exit status 2."""
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite number")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _number(text)
+    if value <= 0:
+        raise ValueError(f"{text!r} must be greater than 0")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise ValueError(f"{text!r} must be at least 1")
+    return value
+
+
+def seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number") from None
+    if not 0 <= value < 2**63:
+        raise ValueError(f"{text!r} must be between 0 and 2**63-1")
+    return value
+
+
+def percent(text: str) -> float:
+    value = _number(text.rstrip("%"))
+    if not 0 < value <= 100:
+        raise ValueError(f"{text!r} must be in (0, 100]")
+    return value
+
+
+def size(text: str) -> int:
+    value = parse_size(text)
+    if value <= 0:
+        raise ValueError(f"{text!r} must be greater than 0")
+    return value
+
+
+def interval(text: str) -> float:
+    value = positive_float(text)
+    if value < 0.05:
+        raise ValueError(f"{text!r} must be at least 0.05 seconds")
+    return value
+
+
+def choice(choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError(f"{text!r} is not one of {', '.join(choices)}")
+        return text
+
+    return parse
+
+
+def path(text: str) -> Path:
+    if not text:
+        raise ValueError("the path is empty")
+    return Path(text)
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # the params key: results_dir
+    metavar: str
+    parse: Callable[[str], Any]
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def variable(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "duration",
+        "SECONDS",
+        positive_float,
+        "run exactly this long (default: drawn from the workload's range with the seed)",
+    ),
+    Option(
+        "iterations",
+        "N",
+        positive_int,
+        "stop after N iterations; with --duration, the first limit reached wins",
+    ),
+    Option(
+        "scale",
+        "FACTOR",
+        positive_float,
+        "problem-size factor: 1 is full size, 0.01 a smoke test (default 1)",
+    ),
+    Option("seed", "N", seed, "random seed; recorded in the results (default: random)"),
+    Option(
+        "workers",
+        "N",
+        positive_int,
+        "parallel workers (default: usable CPUs from the cgroup quota and affinity, "
+        "capped by the envelope)",
+    ),
+    Option(
+        "memory",
+        "SIZE",
+        size,
+        "memory budget for the workload's data, e.g. 512m or 2g (default: the envelope, "
+        "with headroom under the memory limit)",
+    ),
+    Option(
+        "profile",
+        "SHAPE",
+        choice(PROFILES),
+        "load shape over the run: steady, ramp, wave or bursty (default steady)",
+    ),
+    Option("intensity", "PERCENT", percent, "peak busy fraction of each worker (default 100)"),
+    Option("device", "DEVICE", choice(DEVICES), "auto, cpu or cuda (default auto)"),
+    Option(
+        "results_dir",
+        "PATH",
+        path,
+        "folder for the results document (default: /results or /output if mounted, "
+        "else /results if writable, else ./results)",
+    ),
+    Option("sample_interval", "SECONDS", interval, "seconds between resource samples (default 1)"),
+)
+OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
+
+
+@dataclass(frozen=True)
+class Given:
+    """A control's value and where it came from."""
+
+    value: Any
+    source: str  # "flag" or "env"
+
+
+def gather(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> dict[str, Given]:
+    """Merge parsed flags with CLOUDAI_ variables; raise UsageError naming a bad variable."""
+    environ = os.environ if environ is None else environ
+    given: dict[str, Given] = {}
+    for option in OPTIONS:
+        if flags.get(option.name) is not None:
+            given[option.name] = Given(flags[option.name], "flag")
+        elif environ.get(option.variable, "").strip():
+            text = environ[option.variable].strip()
+            try:
+                given[option.name] = Given(option.parse(text), "env")
+            except ValueError as err:
+                raise UsageError(f"{option.variable}: {err}") from None
+    return given

@@ -1,0 +1,157 @@
+"""The Context: everything a workload's ``run(ctx)`` function may use, and nothing else.
+
+A workload runs its iterations through ``ctx.run_tasks`` (which honours the duration, iteration
+limit, stop signals, workers and load shape), then reports metrics and end-of-run checks.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workloads.runtime.loadshape import LoadShape
+from workloads.runtime.pool import Plan, run_inline, run_processes
+from workloads.runtime.record import Recorder, Totals
+from workloads.runtime.tasks import Check, TaskFunction
+
+if TYPE_CHECKING:  # worker processes import this module: keep their start-up light
+    from workloads.manifest import Workload
+    from workloads.runtime.limits import Limits
+    from workloads.runtime.params import RunParams
+    from workloads.runtime.sampler import Probe
+
+# Scratch data may take at most this fraction of the free space where it lives.
+DISK_FREE_FRACTION = 0.5
+
+
+@dataclass(frozen=True)
+class Metric:
+    value: float
+    unit: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "unit": self.unit}
+
+
+class Context:
+    def __init__(
+        self,
+        workload: Workload,
+        params: RunParams,
+        limits: Limits,
+        memory_budget: int,
+        origin: float,
+        stop: threading.Event,
+        log: Any,
+    ) -> None:
+        self.workload, self.params, self.limits = workload, params, limits
+        self.memory_budget = memory_budget
+        self.origin = origin  # time.monotonic() at the start of the run
+        self.deadline = origin + params.duration
+        self.stop = stop
+        self.shape = LoadShape(params.profile, params.intensity, params.duration, params.seed)
+        self.recorder = Recorder()
+        self.primary: tuple[str, Metric] | None = None
+        self.secondary: dict[str, Metric] = {}
+        self.checks: dict[str, Check] = {}
+        self.details: dict[str, Any] = {}
+        self.device: dict[str, Any] = {"requested": params.device, "used": "cpu", "fallback": None}
+        self.probes: list[Probe] = []
+        self.resources: dict[str, Any] = {}
+        self._log = log
+        self._scratch: Path | None = None
+
+    # -- running iterations -------------------------------------------------------------------
+    def run_tasks(
+        self, fn: TaskFunction, *, processes: bool = True, scratch: bool = False
+    ) -> Totals:
+        """Run ``fn`` over iterations until the duration, the iteration limit or a stop signal.
+
+        With ``processes`` the iterations are spread over ``params.workers`` spawned processes
+        (``fn`` must be a module-level function); otherwise they run in this thread, one after
+        another, and ``fn`` may keep state (a model, an open database) between iterations.
+        With ``scratch`` each task gets a private folder and a share of the disk budget.
+        """
+        plan = Plan(
+            fn=fn,
+            seed=self.params.seed,
+            scale=self.params.scale,
+            memory_budget=self.memory_budget,
+            workers=self.params.workers if processes else 1,
+            iterations=self.params.iterations,
+            first_index=self.recorder.next_index,
+            deadline=self.deadline,
+            origin=self.origin,
+            shape=self.shape,
+            scratch=self.scratch_dir() if scratch else None,
+            disk_budget=self.disk_budget() if scratch else 0,
+        )
+        self.recorder.workers = plan.workers
+        if processes:
+            run_processes(plan, self.recorder, self.stop)
+        else:
+            run_inline(plan, self.recorder, self.stop)
+        return self.recorder.totals()
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop.is_set() or time.monotonic() >= self.deadline
+
+    # -- reporting ----------------------------------------------------------------------------
+    def metric(self, name: str, value: float, unit: str, *, primary: bool = False) -> None:
+        """Report a metric in physical units; exactly one should be primary."""
+        metric = Metric(round(float(value), 6), unit)
+        if primary:
+            self.primary = (name, metric)
+        else:
+            self.secondary[name] = metric
+
+    def check(self, name: str, passed: bool, detail: str = "") -> bool:
+        """An end-of-run verification check (e.g. "training loss decreased")."""
+        self.checks[name] = Check(bool(passed), detail)
+        return bool(passed)
+
+    def note(self, key: str, value: Any) -> None:
+        """Workload-specific facts for the document's ``details`` (JSON-serialisable)."""
+        self.details[key] = value
+
+    def use_device(
+        self, used: str, *, name: str | None = None, fallback: str | None = None
+    ) -> None:
+        self.device.update(used=used, name=name, fallback=fallback)
+        if fallback:
+            self.warn(fallback)
+
+    def add_probe(self, probe: Probe) -> None:
+        """Add readings (e.g. GPU utilisation) to every resource sample from now on."""
+        self.probes.append(probe)
+
+    def log(self, message: str) -> None:
+        self._log(message)
+
+    def warn(self, message: str) -> None:
+        print(f"{self.workload.id}: warning: {message}", file=sys.stderr, flush=True)
+
+    # -- scratch space ------------------------------------------------------------------------
+    def scratch_dir(self) -> Path:
+        """A private folder for scratch data, removed at the end of the run (also on a signal).
+        It never lies in the results folder."""
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix=f"cloudai-{self.workload.id}-"))
+        return self._scratch
+
+    def disk_budget(self) -> int:
+        """Bytes of scratch data the run may keep: the envelope's disk, capped by free space."""
+        free = shutil.disk_usage(self.scratch_dir()).free
+        return int(min(self.workload.envelope.disk or free, free * DISK_FREE_FRACTION))
+
+    def remove_scratch(self) -> None:
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None

@@ -1,0 +1,102 @@
+"""Collects finished iterations (from any thread) and folds them into run totals."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass, field
+
+from workloads.runtime.tasks import Done
+
+# The document keeps the first problem sizes only: enough to compare runs, bounded in size.
+SIZES_KEPT = 200
+
+
+@dataclass
+class CheckSummary:
+    passed: int = 0
+    failed: int = 0
+    detail: str = ""  # the first failure's detail, else the latest detail
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0 and self.passed > 0
+
+
+@dataclass
+class Totals:
+    iterations: int
+    workers: int
+    busy_seconds: float
+    work: dict[str, float] = field(default_factory=dict)
+    checks: dict[str, CheckSummary] = field(default_factory=dict)
+    sizes: list[float] = field(default_factory=list)
+    samples: dict[str, list[float]] = field(default_factory=dict)
+    digest: str = ""
+
+    def rate(self, counter: str, unit: float = 1.0) -> float:
+        """``counter`` per second of work, summed over workers (load-shape sleeps excluded)."""
+        busy_per_worker = self.busy_seconds / max(self.workers, 1)
+        if busy_per_worker <= 0:
+            return 0.0
+        return self.work.get(counter, 0.0) / unit / busy_per_worker
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._done: list[Done] = []
+        self.workers = 1
+
+    def add(self, done: Done) -> None:
+        with self._lock:
+            self._done.append(done)
+
+    @property
+    def count(self) -> int:
+        return len(self._done)
+
+    def active_window(self) -> tuple[float, float] | None:
+        """(first start, last end) of the iterations, in time.monotonic() seconds."""
+        with self._lock:
+            if not self._done:
+                return None
+            return (
+                min(done.started for done in self._done),
+                max(done.started + done.seconds for done in self._done),
+            )
+
+    @property
+    def next_index(self) -> int:
+        with self._lock:
+            return max((done.index for done in self._done), default=-1) + 1
+
+    def totals(self) -> Totals:
+        with self._lock:
+            done = sorted(self._done, key=lambda item: item.index)
+        totals = Totals(
+            iterations=len(done),
+            workers=self.workers,
+            busy_seconds=sum(item.seconds for item in done),
+        )
+        digest = hashlib.sha256()
+        for item in done:
+            result = item.result
+            digest.update(f"{item.index}:".encode() + result.fingerprint)
+            for counter, amount in result.work.items():
+                totals.work[counter] = totals.work.get(counter, 0.0) + amount
+            for name, check in result.checks.items():
+                summary = totals.checks.setdefault(name, CheckSummary())
+                if check.passed:
+                    summary.passed += 1
+                elif not summary.failed:
+                    summary.detail = f"iteration {item.index}: {check.detail}".rstrip(": ")
+                summary.failed += not check.passed
+                if check.passed and not summary.failed:
+                    summary.detail = check.detail
+            for name, values in result.samples.items():
+                totals.samples.setdefault(name, []).extend(values)
+            if result.size is not None and len(totals.sizes) < SIZES_KEPT:
+                totals.sizes.append(result.size)
+        totals.digest = "sha256:" + digest.hexdigest()
+        return totals

@@ -1,0 +1,113 @@
+"""Where run documents go, and how they are written: atomically, never over another run's."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import tempfile
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "result.schema.json"
+# The docs say /results; the real worker bind-mounts its output folder at /output.
+MOUNT_CANDIDATES = (Path("/results"), Path("/output"))
+
+
+class ResultsDirError(Exception):
+    """The results folder cannot be created or written."""
+
+
+def mount_points(mountinfo: Path = Path("/proc/self/mountinfo")) -> set[Path]:
+    """Mount points of this process (bind mounts included, which os.path.ismount can miss)."""
+    points: set[Path] = set()
+    with contextlib.suppress(OSError):
+        for line in mountinfo.read_text().splitlines():
+            fields = line.split()
+            if len(fields) > 4:
+                # Spaces and the like are octal-escaped in mountinfo.
+                points.add(Path(fields[4].encode().decode("unicode_escape")))
+    return points
+
+
+def is_mount(path: Path) -> bool:
+    return path.is_dir() and (os.path.ismount(path) or path in mount_points())
+
+
+def choose_results_dir(
+    explicit: Path | None,
+    candidates: Sequence[Path] = MOUNT_CANDIDATES,
+    is_mounted: Callable[[Path], bool] = is_mount,
+    cwd: Path | None = None,
+) -> Path:
+    """The flag or variable; else the first mounted candidate; else /results if writable; else
+    ./results. An unmounted /results inside a container would lose results with the container."""
+    if explicit is not None:
+        return explicit
+    for candidate in candidates:
+        if is_mounted(candidate):
+            return candidate
+    first = candidates[0]
+    if first.is_dir() and os.access(first, os.W_OK | os.X_OK):
+        return first
+    return (cwd or Path.cwd()) / "results"
+
+
+def prepare_results_dir(path: Path) -> Path:
+    """Create the folder and prove it writable before any work is done."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".cloudai-probe-"):
+            pass
+    except OSError as err:
+        reason = err.strerror or str(err)
+        raise ResultsDirError(f"results folder {path} is not writable: {reason}") from None
+    return path
+
+
+def new_run_id(started: datetime) -> str:
+    """Sortable and unique: UTC start time plus 48 random bits."""
+    return f"{started.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(6)}"
+
+
+def document_name(workload_id: str, run_id: str) -> str:
+    return f"{workload_id}_{run_id}.json"
+
+
+def write_document(directory: Path, name: str, document: dict[str, Any]) -> Path:
+    """Write atomically (temp file, fsync, link) and never replace an existing file."""
+    data = json.dumps(document, indent=2, allow_nan=False).encode() + b"\n"
+    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+    target = directory / name
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, 0o644)
+        try:
+            os.link(temporary, target)  # fails if the name exists: nothing is ever overwritten
+        except FileExistsError:
+            raise
+        except OSError:  # a filesystem without hard links
+            if target.exists():
+                raise FileExistsError(target) from None
+            os.replace(temporary, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+    _fsync_directory(directory)
+    return target
+
+
+def _fsync_directory(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        descriptor = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)

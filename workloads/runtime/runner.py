@@ -1,0 +1,384 @@
+"""One run of one workload: the lifecycle every workload shares.
+
+Start the sampler, import the workload's module, size the memory budget, call ``run(ctx)``,
+then write the results document whatever happened (completed, terminated by a signal, failed),
+and return the exit status: 0 completed, 1 failed, 2 usage error, 128+N terminated by signal N.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import importlib
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from workloads.manifest import Workload
+from workloads.runtime.context import Context
+from workloads.runtime.environment import describe_environment
+from workloads.runtime.limits import Limits
+from workloads.runtime.params import InsufficientMemory, RunParams, memory_budget
+from workloads.runtime.pool import WorkerError
+from workloads.runtime.progress import ProgressReporter
+from workloads.runtime.results import (
+    SCHEMA_VERSION,
+    document_name,
+    new_run_id,
+    write_document,
+)
+from workloads.runtime.sampler import ResourceSampler, process_tree_totals
+from workloads.runtime.signals import StopOnSignal
+from workloads.runtime.sizes import format_size
+from workloads.runtime.tasks import Interrupted
+
+EXIT_COMPLETED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# After a stop signal the document must be on disk within this many seconds, whatever the
+# workload is doing (the real worker sends SIGKILL 5 s after SIGTERM).
+STOP_DEADLINE = 1.6
+# A process younger than this is taken to have started for this run: its start is the run's.
+_FRESH_PROCESS = 10.0
+_INSTALL_HINTS = {"torch": "install PyTorch, e.g. pip install 'cloudai-workloads[gpu]'"}
+
+
+class RunFailure(Exception):
+    """An expected failure with a one-line message and a stop reason."""
+
+    def __init__(self, message: str, stop_reason: str = "error") -> None:
+        super().__init__(message)
+        self.stop_reason = stop_reason
+
+
+def process_age() -> float | None:
+    """Seconds since this process started, to 10 ms (psutil's create_time is only to 1 s)."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        ticks = int(stat[stat.rindex(")") + 2 :].split()[19])  # field 22: starttime
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def run_origin() -> tuple[datetime, float]:
+    """The run starts when its process started (so --duration bounds the whole process)."""
+    now_wall, now_mono = time.time(), time.monotonic()
+    age = process_age()
+    if age is not None and 0 <= age < _FRESH_PROCESS:
+        return datetime.fromtimestamp(now_wall - age, timezone.utc), now_mono - age
+    return datetime.fromtimestamp(now_wall, timezone.utc), now_mono
+
+
+class Run:
+    def __init__(self, workload: Workload, params: RunParams, limits: Limits) -> None:
+        self.workload, self.params, self.limits = workload, params, limits
+        self.started_at, origin = run_origin()
+        self.run_id = new_run_id(self.started_at)
+        self.stop = threading.Event()
+        self.signals = StopOnSignal(self.stop)
+        self.progress = ProgressReporter(workload.id, params.duration, params.iterations)
+        self.ctx = Context(workload, params, limits, 0, origin, self.stop, self.progress.line)
+        self.sampler = ResourceSampler(
+            interval=params.sample_interval,
+            origin=origin,
+            target=self.ctx.shape.target,
+            iterations=lambda: self.ctx.recorder.count,
+            probes=self.ctx.probes,
+            on_sample=lambda sample: self.progress.update(sample, self.ctx.recorder.count),
+        )
+        self._finished = threading.Event()
+        self._write_lock = threading.Lock()
+        self._written = False
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def execute(self) -> int:
+        self.progress.line(self._start_line())
+        error: BaseException | None = None
+        with self.signals:
+            threading.Thread(target=self._watchdog, name="cloudai-watchdog", daemon=True).start()
+            self.sampler.start()
+            try:
+                self._call_workload()
+            except Interrupted:
+                pass  # a stop reached outside run_tasks: the run ends like any stopped run
+            except Exception as err:  # every failure still leaves a document
+                error = err
+            finally:
+                self._finished.set()
+                self.sampler.stop()
+                self.ctx.remove_scratch()
+                self.progress.close()
+        return self._finish(error)
+
+    def _call_workload(self) -> None:
+        try:
+            module = importlib.import_module(self.workload.module)
+        except ModuleNotFoundError as err:
+            raise RunFailure(self._missing_module(err)) from None
+        entry = getattr(module, "run", None)
+        if not callable(entry):
+            raise RunFailure(f"module {self.workload.module} has no run(ctx) function")
+        resident = psutil.Process().memory_info().rss
+        try:
+            budget, warning = memory_budget(
+                self.workload, self.params, self.limits, resident, self.params.workers
+            )
+        except InsufficientMemory as err:
+            raise RunFailure(str(err), "insufficient-memory") from None
+        self.ctx.memory_budget = budget
+        if warning:
+            self.ctx.warn(warning)
+        entry(self.ctx)
+
+    def _missing_module(self, err: ModuleNotFoundError) -> str:
+        missing = err.name or "?"
+        if self.workload.module == missing or self.workload.module.startswith(missing + "."):
+            return f"{self.workload.id} is not available in this build (no module {missing})"
+        hint = _INSTALL_HINTS.get(
+            missing.split(".")[0], f"install the package providing {missing!r}"
+        )
+        return f"{self.workload.id} needs the Python module {missing!r}, which is missing: {hint}"
+
+    def _watchdog(self) -> None:
+        """Write the document and exit if the workload ignores a stop signal for too long."""
+        while not self._finished.is_set():
+            if self.stop.wait(0.2):
+                break
+        if self._finished.wait(STOP_DEADLINE):
+            return
+        with contextlib.suppress(Exception):
+            self.progress.close()
+            for child in psutil.Process().children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    child.kill()
+            self.sampler.stop()
+            self.ctx.remove_scratch()
+            self._finish(None, late=True)
+        os._exit(128 + (self.signals.received or 15))
+
+    # -- outcome ------------------------------------------------------------------------------
+    def _finish(self, error: BaseException | None, late: bool = False) -> int:
+        status, stop_reason, error_info = self._outcome(error, late)
+        document = self._document(status, stop_reason, error_info)
+        path = self._write(document)
+        self._report(document, path)
+        if path is None:
+            return EXIT_FAILED
+        if status == "terminated":
+            return 128 + (self.signals.received or 15)
+        return EXIT_COMPLETED if status == "completed" else EXIT_FAILED
+
+    def _outcome(
+        self, error: BaseException | None, late: bool
+    ) -> tuple[str, str, dict[str, str] | None]:
+        if error is not None:
+            return "failed", _stop_reason(error), _describe_error(error)
+        if self.signals.received:
+            info = None
+            if late:
+                info = {
+                    "type": "StopTimeout",
+                    "message": "the workload did not stop in time",
+                    "traceback": "",
+                }
+            return "terminated", "signal", info
+        verification = self._verification()
+        if not verification["passed"]:
+            failed = [check["name"] for check in verification["checks"] if not check["passed"]]
+            message = "verification failed: " + (", ".join(failed) or "nothing was verified")
+            return (
+                "failed",
+                "verification",
+                {"type": "VerificationFailed", "message": message, "traceback": ""},
+            )
+        limit = self.params.iterations
+        reached = limit is not None and self.ctx.recorder.count >= limit
+        return "completed", "iterations" if reached else "duration", None
+
+    def _verification(self) -> dict[str, Any]:
+        totals = self.ctx.recorder.totals()
+        checks = [
+            {
+                "name": name,
+                "passed": summary.ok,
+                "count": summary.passed + summary.failed,
+                "detail": summary.detail,
+            }
+            for name, summary in totals.checks.items()
+        ]
+        checks += [
+            {"name": name, "passed": check.passed, "count": 1, "detail": check.detail}
+            for name, check in self.ctx.checks.items()
+        ]
+        return {
+            "passed": bool(checks) and all(check["passed"] for check in checks),
+            "digest": totals.digest,
+            "iterations": totals.iterations,
+            "checks": checks,
+        }
+
+    def _document(
+        self, status: str, stop_reason: str, error: dict[str, str] | None
+    ) -> dict[str, Any]:
+        ended = datetime.now(timezone.utc)
+        wall = max((ended - self.started_at).total_seconds(), 1e-9)
+        totals = self.ctx.recorder.totals()
+        tree = process_tree_totals()
+        ctx, workload = self.ctx, self.workload
+        params = self.params.to_dict() | {"memory_budget": ctx.memory_budget}
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "workload": {
+                "id": workload.id,
+                "category": workload.category,
+                "number": workload.number,
+                "title": workload.title,
+                "module": workload.module,
+                "task_type": workload.task_type,
+                "envelope": workload.envelope.model_dump(),
+            },
+            "params": params,
+            "seed": self.params.seed,
+            "status": status,
+            "stop_reason": stop_reason,
+            "signal": self.signals.name,
+            "error": error,
+            "started_at": _timestamp(self.started_at),
+            "ended_at": _timestamp(ended),
+            "wall_seconds": round(wall, 3),
+            "command": list(sys.argv),
+            "limits": self.limits.to_dict(),
+            "resources": {
+                "cpu_seconds": round(tree["cpu_seconds"], 3),
+                "average_cores": round(tree["cpu_seconds"] / wall, 3),
+                "peak_memory_bytes": max(self.sampler.peak_rss_bytes, tree["max_rss_bytes"]),
+                "read_bytes": tree["read_bytes"],
+                "write_bytes": tree["write_bytes"],
+                "gpu_memory_peak_bytes": ctx.resources.get(
+                    "gpu_memory_peak_bytes", self.sampler.peaks.get("gpu_memory_bytes")
+                ),
+            },
+            "metrics": {
+                "primary": {"name": ctx.primary[0], **ctx.primary[1].to_dict()}
+                if ctx.primary
+                else None,
+                "secondary": {name: metric.to_dict() for name, metric in ctx.secondary.items()},
+                "iterations": totals.iterations,
+                "work": {name: round(value, 6) for name, value in totals.work.items()},
+                "problem_sizes": totals.sizes,
+            },
+            "load": self._load(totals.busy_seconds, tree["cpu_seconds"], wall),
+            "verification": self._verification(),
+            "details": ctx.details,
+            "environment": describe_environment(ctx.device),
+            "timeseries": {
+                "interval_seconds": self.params.sample_interval,
+                "samples": self.sampler.samples,
+            },
+        }
+
+    def _load(self, busy: float, cpu_seconds: float, wall: float) -> dict[str, Any]:
+        window = self.ctx.recorder.active_window()
+        workers = max(self.ctx.recorder.workers, 1)
+        origin = self.ctx.origin
+        start, end = (window[0] - origin, window[1] - origin) if window else (0.0, wall)
+        span = max(end - start, 1e-9)
+        return {
+            "profile": self.params.profile,
+            "intensity_pct": self.params.intensity,
+            "target_mean_pct": round(100 * self.ctx.shape.mean_target(start, end), 2),
+            "achieved_busy_pct": round(100 * busy / (span * workers), 2) if window else 0.0,
+            "achieved_cpu_pct": round(100 * cpu_seconds / (wall * workers), 2),
+            "workers": workers,
+        }
+
+    def _write(self, document: dict[str, Any]) -> Path | None:
+        with self._write_lock:
+            if self._written:
+                return None
+            self._written = True
+            name = document_name(self.workload.id, self.run_id)
+            try:
+                return write_document(self.params.results_dir, name, document)
+            except OSError as err:
+                reason = "disk full" if err.errno == errno.ENOSPC else (err.strerror or str(err))
+                print(
+                    f"{self.workload.id}: error: cannot write {self.params.results_dir / name}: "
+                    f"{reason}; the document follows on stdout",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                print(json.dumps(document), flush=True)
+                return None
+
+    # -- console ------------------------------------------------------------------------------
+    def _start_line(self) -> str:
+        p = self.params
+        limit = f"{p.duration:g} s" + (f" or {p.iterations} iterations" if p.iterations else "")
+        return (
+            f"{self.workload.title}: {limit}, {p.workers} worker(s), scale {p.scale:g}, "
+            f"seed {p.seed}, profile {p.profile} {p.intensity:g}%"
+        )
+
+    def _report(self, document: dict[str, Any], path: Path | None) -> None:
+        primary = document["metrics"]["primary"]
+        resources = document["resources"]
+        verdict = "passed" if document["verification"]["passed"] else "not passed"
+        metric = f"{primary['value']:.4g} {primary['unit']}; " if primary else ""
+        outcome = f"{document['status']} ({document['stop_reason']})"
+        self.progress.line(
+            f"{outcome} in {document['wall_seconds']:.2f} s: {metric}"
+            f"{document['metrics']['iterations']} iterations; "
+            f"{resources['average_cores']:.2f} cores; "
+            f"peak {format_size(resources['peak_memory_bytes'])}; verification {verdict}"
+        )
+        if document["error"]:
+            print(
+                f"{self.workload.id}: error: {document['error']['message']}",
+                file=sys.stderr,
+                flush=True,
+            )
+        if path is not None:
+            self.progress.line(f"results: {path}")
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _stop_reason(error: BaseException) -> str:
+    if isinstance(error, RunFailure):
+        return error.stop_reason
+    if isinstance(error, MemoryError):
+        return "out-of-memory"
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return "disk-full"
+    return "error"
+
+
+def _describe_error(error: BaseException) -> dict[str, str]:
+    if isinstance(error, RunFailure):
+        return {"type": "RunFailure", "message": str(error), "traceback": ""}
+    if isinstance(error, WorkerError):
+        last = str(error).strip().splitlines()[-1] if str(error).strip() else "worker failed"
+        return {
+            "type": "WorkerError",
+            "message": f"a worker failed: {last}",
+            "traceback": str(error),
+        }
+    message = str(error) or type(error).__name__
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        message = f"disk full: {error}"
+    return {
+        "type": type(error).__name__,
+        "message": message.splitlines()[0] if message else type(error).__name__,
+        "traceback": "".join(traceback.format_exception(error)),
+    }

@@ -1,0 +1,104 @@
+"""Units of work: what a workload's task function receives (Task) and returns (TaskResult).
+
+An iteration is one task. Its random numbers come from (seed, index) alone, so the sequence of
+problem sizes and the verification digest depend on the seed and not on which worker ran what.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+
+class Interrupted(Exception):
+    """Raised by Task.checkpoint() when the run must stop; the unfinished task is discarded."""
+
+
+class _StopFlag(Protocol):
+    def is_set(self) -> bool: ...
+
+
+@dataclass
+class Task:
+    index: int  # 0-based iteration number
+    seed: int  # the run's seed
+    scale: float  # problem-size factor
+    memory_budget: int  # bytes this task may hold (the run's budget shared among workers)
+    worker: int
+    workers: int
+    stop: _StopFlag = field(repr=False)
+    deadline: float = field(repr=False)  # time.monotonic() at which the run ends
+    scratch: Path | None = None  # this worker's scratch folder, when the workload asked for one
+    disk_budget: int = 0  # bytes of scratch data this task may keep on disk at once
+
+    @cached_property
+    def rng(self) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.index])
+
+    def stopping(self) -> bool:
+        return self.stop.is_set() or time.monotonic() >= self.deadline
+
+    def checkpoint(self) -> None:
+        """Call between steps of a long task: raises Interrupted when the run must stop."""
+        if self.stopping():
+            raise Interrupted
+
+    def grow(self, low: float, high: float, period: int = 8) -> float:
+        """A size that grows geometrically from ``low`` to ``high`` over ``period`` iterations,
+        then starts again, jittered by ±15 % and phase-shifted by the seed."""
+        offset = int(np.random.default_rng([self.seed, 0x5EED]).integers(period))
+        phase = ((self.index + offset) % period) / max(period - 1, 1)
+        jitter = float(np.random.default_rng([self.seed, self.index, 0x51CE]).uniform(0.85, 1.15))
+        return min(high, max(low, low * (high / low) ** phase * jitter))
+
+
+@dataclass
+class Check:
+    passed: bool
+    detail: str = ""
+
+
+@dataclass
+class TaskResult:
+    """What one iteration did: work counters, verification checks and a fingerprint."""
+
+    work: dict[str, float] = field(default_factory=dict)  # summed over iterations
+    checks: dict[str, Check] = field(default_factory=dict)
+    fingerprint: bytes = b""  # deterministic for (seed, index): feeds the run's digest
+    size: float | None = None  # the problem size, recorded in the size sequence
+    samples: dict[str, list[float]] = field(default_factory=dict)  # e.g. latencies, concatenated
+
+    def check(self, name: str, passed: bool, detail: str = "") -> bool:
+        """Record a verification check (its name says what was checked); returns ``passed``."""
+        self.checks[name] = Check(bool(passed), detail)
+        return bool(passed)
+
+    def add(self, counter: str, amount: float) -> None:
+        self.work[counter] = self.work.get(counter, 0.0) + amount
+
+    def fingerprint_with(self, *parts: object) -> None:
+        digest = hashlib.sha256(self.fingerprint)
+        for part in parts:
+            digest.update(part if isinstance(part, bytes) else repr(part).encode())
+        self.fingerprint = digest.digest()
+
+
+@dataclass
+class Done:
+    """A finished iteration, as the runtime records it."""
+
+    index: int
+    worker: int
+    started: float  # time.monotonic() when the task began
+    seconds: float  # busy time of the task
+    result: TaskResult
+
+
+TaskFunction = Callable[[Task], TaskResult]
