@@ -17,9 +17,8 @@ import numpy as np
 PROFILES = ("steady", "ramp", "wave", "bursty")
 # The quiet part of ramp, wave and bursty shapes, as a fraction of the intensity.
 _FLOOR = 0.1
-# Seconds the duty cycle remembers: long enough to smooth units of work, short enough to follow
-# a wave.
-_WINDOW = 2.0
+# Idle seconds a worker may bank (after a stall) and spend later as extra busy time.
+_MAX_CREDIT = 0.5
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,13 @@ class LoadShape:
 
 
 class DutyCycle:
-    """Sleeps between units of work so the recent busy fraction follows the load shape."""
+    """Sleeps between units of work so the busy fraction follows the load shape.
+
+    Each unit of work that takes b seconds at target fraction u owes b (1 - u) / u seconds of
+    idleness. Time already spent idle since the last unit (overheads) pays part of the debt, and a
+    sleep that overruns is credited to the next unit: the loop is closed, and exact for any size of
+    unit. Credit is capped so a worker never bursts far above the shape after a stall.
+    """
 
     def __init__(
         self,
@@ -90,27 +95,23 @@ class DutyCycle:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._shape, self._origin, self._wait, self._clock = shape, origin, wait, clock
-        self._busy = self._wall = 0.0
+        self._debt = 0.0
         self._mark = clock()
 
     def after_unit(self, busy_seconds: float) -> float:
         """Account a unit of work that took ``busy_seconds``; sleep as needed; return the sleep."""
         now = self._clock()
-        self._account(now, busy_seconds)
+        idle = max(0.0, now - self._mark - busy_seconds)
+        self._mark = now
         target = self._shape.target(now - self._origin)
         if target >= 0.999:
+            self._debt = 0.0
             return 0.0
-        pause = self._busy / max(target, 1e-3) - self._wall
-        if pause <= 0:
+        self._debt = max(self._debt + busy_seconds * (1 - target) / target - idle, -_MAX_CREDIT)
+        if self._debt <= 0:
             return 0.0
-        self._wait(pause)
-        slept = self._clock() - now
-        self._account(self._clock(), 0.0)
+        self._wait(self._debt)
+        self._mark = self._clock()
+        slept = self._mark - now
+        self._debt -= slept
         return slept
-
-    def _account(self, now: float, busy: float) -> None:
-        elapsed = max(0.0, now - self._mark)
-        decay = math.exp(-elapsed / _WINDOW)
-        self._busy = self._busy * decay + busy
-        self._wall = self._wall * decay + elapsed
-        self._mark = now

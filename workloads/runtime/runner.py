@@ -80,6 +80,9 @@ class Run:
     def __init__(self, workload: Workload, params: RunParams, limits: Limits) -> None:
         self.workload, self.params, self.limits = workload, params, limits
         self.started_at, origin = run_origin()
+        # A fresh process's run counts from its start; a long-lived one's from now.
+        fresh = origin < time.monotonic() - 1e-3
+        self.baseline = None if fresh else process_tree_totals()
         self.run_id = new_run_id(self.started_at)
         self.stop = threading.Event()
         self.signals = StopOnSignal(self.stop)
@@ -170,6 +173,7 @@ class Run:
         path = self._write(document)
         self._report(document, path)
         if path is None:
+            print(json.dumps(document), flush=True)  # the last line of stdout: nothing is lost
             return EXIT_FAILED
         if status == "terminated":
             return 128 + (self.signals.received or 15)
@@ -230,7 +234,7 @@ class Run:
         ended = datetime.now(timezone.utc)
         wall = max((ended - self.started_at).total_seconds(), 1e-9)
         totals = self.ctx.recorder.totals()
-        tree = process_tree_totals()
+        tree = process_tree_totals(self.baseline)
         ctx, workload = self.ctx, self.workload
         params = self.params.to_dict() | {"memory_budget": ctx.memory_budget}
         return {
@@ -316,7 +320,6 @@ class Run:
                     file=sys.stderr,
                     flush=True,
                 )
-                print(json.dumps(document), flush=True)
                 return None
 
     # -- console ------------------------------------------------------------------------------

@@ -127,17 +127,19 @@ class ResourceSampler:
         return sample
 
 
-def process_tree_totals() -> dict[str, float]:
-    """CPU seconds, peak RSS and bytes of the process and its reaped children."""
+def process_tree_totals(since: dict[str, float] | None = None) -> dict[str, float]:
+    """CPU seconds, peak RSS and bytes of the process and its reaped children, counted from
+    ``since`` (an earlier return value) when given."""
     times = os.times()
-    own, children = (
-        resource.getrusage(resource.RUSAGE_SELF),
-        resource.getrusage(resource.RUSAGE_CHILDREN),
-    )
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     read, written = _io(psutil.Process())
-    return {
+    totals = {
         "cpu_seconds": times.user + times.system + times.children_user + times.children_system,
         "max_rss_bytes": max(own.ru_maxrss, children.ru_maxrss) * 1024,  # KiB on Linux
         "read_bytes": read,
         "write_bytes": written,
     }
+    for key in ("cpu_seconds", "read_bytes", "write_bytes") if since else ():
+        totals[key] -= since[key]  # type: ignore[index]
+    return totals

@@ -1,0 +1,129 @@
+"""The command line: list, describe, and clear one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, run_cli
+
+
+def test_list_prints_a_table_of_the_twenty() -> None:
+    completed = run_cli("list")
+    assert completed.returncode == 0
+    lines = completed.stdout.strip().splitlines()
+    assert lines[0].split()[:2] == ["ID", "TASK"]
+    assert [line.split()[0] for line in lines[1:]][::7] == ["io-1", "cpu-1", "gpu-1"]
+    assert len(lines) == 21
+
+
+def test_list_json_carries_the_manifest_fields() -> None:
+    entries = json.loads(run_cli("list", "--json").stdout)
+    assert len(entries) == 20
+    assert set(entries[0]) >= {
+        "id",
+        "category",
+        "number",
+        "title",
+        "description",
+        "module",
+        "envelope",
+        "duration",
+        "task_type",
+        "platforms",
+        "launcher",
+    }
+
+
+def test_describe() -> None:
+    completed = run_cli("describe", "cpu-3")
+    assert completed.returncode == 0
+    assert "Sorting algorithms benchmark" in completed.stdout
+    assert "python cpu_process_3.py" in completed.stdout
+    assert json.loads(run_cli("describe", "gpu-2", "--json").stdout)["envelope"]["gpus"] == 1
+
+
+@pytest.mark.parametrize("command", [["run", "cpu-9"], ["describe", "tpu-1"]])
+def test_unknown_id_exits_2_and_lists_the_valid_ones(command: list[str]) -> None:
+    completed = run_cli(*command)
+    assert completed.returncode == 2
+    assert completed.stderr.count("\n") == 1
+    assert "unknown workload" in completed.stderr
+    assert "io-1, io-2" in completed.stderr and "gpu-6" in completed.stderr
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "fragment"),
+    [
+        ("--duration", "abc", "'abc' is not a number"),
+        ("--duration", "0", "must be greater than 0"),
+        ("--iterations", "2.5", "is not a whole number"),
+        ("--workers", "0", "must be at least 1"),
+        ("--profile", "spiky", "is not one of steady, ramp, wave, bursty"),
+        ("--intensity", "150", "must be in (0, 100]"),
+        ("--memory", "lots", "invalid size 'lots'"),
+        ("--device", "tpu", "is not one of auto, cpu, cuda"),
+        ("--sample-interval", "0.001", "at least 0.05"),
+        ("--seed", "-3", "between 0 and 2**63-1"),
+    ],
+)
+def test_bad_option_value_exits_2_with_one_line(
+    tmp_path: Path, flag: str, value: str, fragment: str
+) -> None:
+    completed = run_cli("run", "cpu-1", flag, value, "--results-dir", str(tmp_path))
+    assert completed.returncode == 2
+    assert completed.stderr.count("\n") == 1, completed.stderr
+    assert fragment in completed.stderr
+    assert flag in completed.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_unknown_flag_exits_2() -> None:
+    completed = run_cli("run", "cpu-1", "--colour", "blue")
+    assert completed.returncode == 2
+    assert completed.stderr.count("\n") == 1
+    assert "unrecognized arguments: --colour blue" in completed.stderr
+
+
+def test_bad_variable_exits_2_naming_it() -> None:
+    completed = run_cli("run", "cpu-1", env={"CLOUDAI_INTENSITY": "lots"})
+    assert completed.returncode == 2
+    assert completed.stderr.strip() == "error: CLOUDAI_INTENSITY: 'lots' is not a number"
+
+
+def test_unwritable_results_folder_exits_2_before_any_work(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    completed = run_cli("run", "cpu-1", "--results-dir", str(blocker / "results"))
+    assert completed.returncode == 2
+    assert completed.stderr.count("\n") == 1
+    assert "is not writable" in completed.stderr
+
+
+def test_help_documents_variables_and_exit_codes() -> None:
+    completed = run_cli("run", "--help")
+    assert completed.returncode == 0
+    text = " ".join(completed.stdout.split())
+    assert "[CLOUDAI_DURATION]" in text and "[CLOUDAI_RESULTS_DIR]" in text
+    assert "128+N stopped by signal N" in text
+
+
+def test_launchers_are_generated_for_every_workload() -> None:
+    launchers = sorted(path.name for path in (ROOT / "workloads" / "launchers").glob("*.py"))
+    assert len(launchers) == 20
+    assert "cpu_process_3.py" in launchers and "gpu_process_6.py" in launchers
+
+
+def test_generated_files_are_fresh() -> None:
+    import subprocess
+    import sys
+
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "generate.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr

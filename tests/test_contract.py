@@ -1,0 +1,345 @@
+"""The runtime contract, end to end: duration, seeds, signals, failures, folders, isolation."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.conftest import (
+    FIXTURES,
+    ROOT,
+    TINY,
+    assert_valid,
+    documents,
+    only_document,
+    run_cli,
+)
+
+LAUNCHERS = ROOT / "workloads" / "launchers"
+
+
+def _start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDAI_")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "workloads", *args],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**environment, **(env or {})},
+    )
+
+
+# -- duration, iterations
+def test_duration_bounds_the_whole_process(results: Path) -> None:
+    completed = run_cli("run", "cpu-1", "--duration", "3", "--results-dir", str(results))
+    assert completed.returncode == 0, completed.stderr
+    assert 3.0 <= completed.seconds < 3.5
+    document = only_document(results)
+    assert 3.0 <= document["wall_seconds"] < 3.5
+    assert document["stop_reason"] == "duration"
+
+
+def test_first_limit_reached_wins(results: Path) -> None:
+    completed = run_cli(
+        "run",
+        "cpu-1",
+        *TINY,
+        "--iterations",
+        "1000000",
+        "--duration",
+        "1.5",
+        "--results-dir",
+        str(results),
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert only_document(results)["stop_reason"] == "duration"
+
+
+# -- seeds
+def _digest_and_sizes(results: Path, *args: str) -> tuple[str, list[float]]:
+    folder = results / "-".join(args)
+    completed = run_cli(
+        "run", "cpu-1", *TINY, "--iterations", "12", "--results-dir", str(folder), *args
+    )
+    assert completed.returncode == 0, completed.stderr
+    document = only_document(folder)
+    return document["verification"]["digest"], document["metrics"]["problem_sizes"]
+
+
+def test_same_seed_same_digest_and_sizes_whatever_the_workers(results: Path) -> None:
+    first = _digest_and_sizes(results, "--seed", "5", "--workers", "2")
+    again = _digest_and_sizes(results, "--seed", "5", "--workers", "1")
+    other = _digest_and_sizes(results, "--seed", "6", "--workers", "2")
+    assert first == again
+    assert first[0] != other[0]
+    assert first[1] != other[1]
+
+
+def test_seed_from_the_environment_is_recorded(results: Path) -> None:
+    completed = run_cli(
+        "run",
+        "cpu-1",
+        *TINY,
+        "--iterations",
+        "2",
+        env={"CLOUDAI_SEED": "123", "CLOUDAI_RESULTS_DIR": str(results)},
+    )
+    assert completed.returncode == 0, completed.stderr
+    document = only_document(results)
+    assert document["seed"] == 123
+    assert document["params"]["sources"]["seed"] == "env"
+
+
+# -- resources
+def test_two_workers_keep_more_than_one_core_busy(results: Path) -> None:
+    completed = run_cli(
+        "run", "cpu-1", "--workers", "2", "--duration", "3", "--results-dir", str(results)
+    )
+    assert completed.returncode == 0, completed.stderr
+    document = only_document(results)
+    assert document["resources"]["average_cores"] > 1.5
+    assert document["load"]["workers"] == 2
+
+
+def test_timeseries_holds_per_interval_rates(results: Path) -> None:
+    completed = run_cli(
+        "run",
+        "cpu-1",
+        "--duration",
+        "2.5",
+        "--sample-interval",
+        "0.25",
+        "--workers",
+        "2",
+        "--results-dir",
+        str(results),
+    )
+    assert completed.returncode == 0, completed.stderr
+    samples = only_document(results)["timeseries"]["samples"]
+    assert len(samples) >= 6
+    times = [sample["t"] for sample in samples]
+    assert times == sorted(times)
+    cores = [sample["cpu_cores"] for sample in samples]
+    assert max(cores) <= 2.6  # a rate per interval: cumulative CPU seconds would keep growing
+    assert max(cores) > 1.2
+
+
+def test_intensity_is_a_duty_cycle(results: Path) -> None:
+    completed = run_cli(
+        "run",
+        "cpu-1",
+        "--scale",
+        "0.1",
+        "--intensity",
+        "50",
+        "--duration",
+        "4",
+        "--results-dir",
+        str(results),
+    )
+    assert completed.returncode == 0, completed.stderr
+    load = only_document(results)["load"]
+    assert load["target_mean_pct"] == 50
+    assert 35 <= load["achieved_busy_pct"] <= 65
+
+
+# -- signals
+@pytest.mark.parametrize("workload", ["cpu-1", "io-1", "gpu-1"])
+def test_sigterm_leaves_a_partial_document_within_two_seconds(workload: str, results: Path) -> None:
+    if workload.startswith("gpu"):
+        pytest.importorskip("torch")
+    process = _start(
+        "run", workload, "--duration", "60", "--scale", "0.2", "--results-dir", str(results)
+    )
+    time.sleep(1.0)
+    children = psutil.Process(process.pid).children(recursive=True)
+    signalled = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=10)
+    assert time.monotonic() - signalled < 2.0
+    assert process.returncode == 128 + signal.SIGTERM
+    document = only_document(results)
+    assert_valid(document)
+    assert (document["status"], document["stop_reason"], document["signal"]) == (
+        "terminated",
+        "signal",
+        "SIGTERM",
+    )
+    assert document["wall_seconds"] < 5
+    assert not [
+        child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE
+    ], "orphaned workers"
+
+
+def test_sigint_is_handled_like_sigterm(results: Path) -> None:
+    process = _start("run", "cpu-1", "--duration", "60", "--results-dir", str(results))
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=10)
+    assert process.returncode == 128 + signal.SIGINT
+    assert only_document(results)["signal"] == "SIGINT"
+
+
+def test_a_workload_that_ignores_stop_is_cut_off_by_the_watchdog(
+    results: Path, fixture_manifest: dict[str, str]
+) -> None:
+    process = _start(
+        "run", "cpu-4", "--duration", "60", "--results-dir", str(results), env=fixture_manifest
+    )
+    time.sleep(1.0)
+    signalled = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=10)
+    assert time.monotonic() - signalled < 2.0
+    assert process.returncode == 143
+    document = only_document(results)
+    assert_valid(document)
+    assert document["status"] == "terminated"
+    assert document["error"]["type"] == "StopTimeout"
+
+
+# -- failures
+@pytest.mark.parametrize(
+    ("workload", "stop_reason", "fragment"),
+    [
+        ("cpu-2", "error", "boom in the main process"),
+        ("cpu-3", "error", "ZeroDivisionError: boom in a worker"),
+        ("cpu-5", "verification", "verification failed: two plus two is five"),
+        ("io-1", "error", "io-1 is not available in this build"),
+    ],
+)
+def test_failures_leave_a_failed_document_and_exit_1(
+    workload: str,
+    stop_reason: str,
+    fragment: str,
+    results: Path,
+    fixture_manifest: dict[str, str],
+) -> None:
+    completed = run_cli(
+        "run", workload, "--duration", "5", "--results-dir", str(results), env=fixture_manifest
+    )
+    assert completed.returncode == 1
+    assert completed.stderr.count("\n") == 1, completed.stderr
+    assert fragment in completed.stderr
+    document = only_document(results)
+    assert_valid(document)
+    assert (document["status"], document["stop_reason"]) == ("failed", stop_reason)
+    assert fragment in document["error"]["message"]
+
+
+def test_a_new_workload_is_a_module_and_a_manifest_entry(
+    results: Path, fixture_manifest: dict[str, str]
+) -> None:
+    completed = run_cli(
+        "run", "cpu-1", "--iterations", "6", "--results-dir", str(results), env=fixture_manifest
+    )
+    assert completed.returncode == 0, completed.stderr
+    document = only_document(results)
+    assert document["verification"]["passed"]
+    assert document["metrics"]["primary"]["unit"] == "numbers/s"
+
+
+def test_an_unwritable_document_is_printed_instead(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], results: Path
+) -> None:
+    from workloads import cli
+    from workloads.runtime import runner
+
+    def disk_full(*args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runner, "write_document", disk_full)
+    monkeypatch.setenv("CLOUDAI_MANIFEST", str(FIXTURES / "workloads.yaml"))
+    monkeypatch.syspath_prepend(str(FIXTURES))
+    code = cli.main(
+        ["run", "cpu-5", "--iterations", "1", "--duration", "30", "--results-dir", str(results)]
+    )
+    assert code == 1
+    captured = capsys.readouterr()
+    assert "disk full; the document follows on stdout" in captured.err
+    document = json.loads(captured.out.strip().splitlines()[-1])
+    assert document["workload"]["id"] == "cpu-5"
+
+
+# -- folders, launchers
+def test_two_runs_into_one_folder_leave_two_documents(results: Path) -> None:
+    for _ in range(2):
+        completed = run_cli(
+            "run", "io-1", *TINY, "--iterations", "2", "--seed", "1", "--results-dir", str(results)
+        )
+        assert completed.returncode == 0, completed.stderr
+    found = documents(results)
+    assert len(found) == 2
+    assert found[0]["run_id"] != found[1]["run_id"]
+    assert [path.name for path in results.iterdir() if not path.name.endswith(".json")] == []
+
+
+def test_launcher_runs_its_variant_like_the_real_worker(results: Path) -> None:
+    command = (
+        f'"{sys.executable}" cpu_process_1.py --scale 0.02 --iterations 3 --results-dir "{results}"'
+    )
+    completed = subprocess.run(
+        ["/bin/sh", "-c", command],
+        cwd=LAUNCHERS,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert only_document(results)["workload"]["id"] == "cpu-1"
+
+
+# -- torch stays out of io and cpu workloads
+def test_io_and_cpu_workloads_never_import_torch(results: Path) -> None:
+    tripwire = {"PYTHONPATH": str(FIXTURES / "torch_tripwire")}
+    for workload in ("cpu-1", "io-1"):
+        completed = run_cli(
+            "run", workload, *TINY, "--iterations", "2", "--results-dir", str(results), env=tripwire
+        )
+        assert completed.returncode == 0, completed.stderr
+    imported = subprocess.run(
+        [sys.executable, "-c", "import workloads, workloads.cli, workloads.runtime.runner"],
+        env={**os.environ, **tripwire},
+        check=False,
+    )
+    assert imported.returncode == 0
+
+
+def test_gpu_workload_without_torch_fails_clearly(results: Path) -> None:
+    completed = run_cli(
+        "run",
+        "gpu-1",
+        "--iterations",
+        "2",
+        "--results-dir",
+        str(results),
+        env={"PYTHONPATH": str(FIXTURES / "no_torch")},
+    )
+    assert completed.returncode == 1
+    assert completed.stderr.count("\n") == 1
+    assert "needs the Python module 'torch'" in completed.stderr
+    document = only_document(results)
+    assert document["status"] == "failed"
+
+
+def test_cuda_requested_without_cuda_fails_clearly(results: Path) -> None:
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    completed = run_cli(
+        "run", "gpu-1", "--device", "cuda", "--iterations", "2", "--results-dir", str(results)
+    )
+    assert completed.returncode == 1
+    assert "--device cuda was requested" in completed.stderr
+    assert only_document(results)["status"] == "failed"

@@ -1,0 +1,55 @@
+"""Load shapes stay in bounds and are seeded; the duty cycle reaches its target."""
+
+from __future__ import annotations
+
+import pytest
+
+from workloads.runtime.loadshape import PROFILES, DutyCycle, LoadShape
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_targets_stay_within_the_intensity(profile: str) -> None:
+    shape = LoadShape(profile, 80, 120, seed=3)
+    targets = [shape.target(t / 4) for t in range(480)]
+    assert all(0 < target <= 0.8 + 1e-9 for target in targets)
+
+
+def test_steady_is_flat_and_ramp_rises() -> None:
+    assert {LoadShape("steady", 60, 10, 1).target(t) for t in range(10)} == {0.6}
+    ramp = [LoadShape("ramp", 100, 100, 1).target(t) for t in range(0, 100, 10)]
+    assert ramp == sorted(ramp) and ramp[0] < 0.2 and ramp[-1] == 1.0
+
+
+def test_wave_swings_between_floor_and_peak() -> None:
+    wave = [LoadShape("wave", 100, 120, 1).target(t / 2) for t in range(240)]
+    assert min(wave) < 0.15 and max(wave) > 0.95
+
+
+def test_bursty_is_seeded() -> None:
+    def trace(seed: int) -> list[float]:
+        return [LoadShape("bursty", 100, 120, seed).target(t) for t in range(120)]
+
+    assert trace(5) == trace(5)
+    assert trace(5) != trace(6)
+    assert sorted({round(target, 6) for target in trace(5)}) == [0.1, 1.0]
+
+
+@pytest.mark.parametrize(("intensity", "unit"), [(50, 0.03), (25, 0.2), (80, 0.005)])
+def test_duty_cycle_reaches_its_target_whatever_the_unit(intensity: float, unit: float) -> None:
+    clock = [0.0]
+
+    def wait(seconds: float) -> None:
+        clock[0] += seconds
+
+    cycle = DutyCycle(LoadShape("steady", intensity, 100, 1), 0.0, wait, lambda: clock[0])
+    busy = 0.0
+    while clock[0] < 60:
+        clock[0] += unit
+        busy += unit
+        cycle.after_unit(unit)
+    assert busy / clock[0] == pytest.approx(intensity / 100, abs=0.02)
+
+
+def test_full_intensity_never_sleeps() -> None:
+    cycle = DutyCycle(LoadShape("steady", 100, 10, 1), 0.0, lambda s: pytest.fail("slept"))
+    assert cycle.after_unit(0.5) == 0.0

@@ -1,0 +1,148 @@
+"""The manifest: the real catalogue loads, and every kind of malformed entry is named clearly."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, run_cli
+from workloads.manifest import ManifestError, load_manifest
+
+MANIFEST = ROOT / "workloads.yaml"
+
+
+def _raw() -> dict[str, Any]:
+    return yaml.safe_load(MANIFEST.read_text())
+
+
+def _write(tmp_path: Path, data: Any) -> Path:
+    path = tmp_path / "workloads.yaml"
+    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+    return path
+
+
+def test_catalogue_has_twenty_workloads_seven_seven_six() -> None:
+    manifest = load_manifest(MANIFEST)
+    expected = [f"io-{n}" for n in range(1, 8)] + [f"cpu-{n}" for n in range(1, 8)]
+    assert manifest.ids == [*expected, *(f"gpu-{n}" for n in range(1, 7))]
+    assert manifest.get("cpu-3").launcher == "cpu_process_3.py"
+    assert manifest.get("gpu-2").envelope.gpus == 1
+    assert manifest.get("io-1").envelope.disk == 2 << 30
+
+
+def test_default_durations_follow_the_categories() -> None:
+    ranges = {"io": (120, 600), "cpu": (180, 900), "gpu": (300, 1200)}
+    for workload in load_manifest(MANIFEST):
+        assert (workload.duration.min, workload.duration.max) == ranges[workload.category]
+
+
+def test_implemented_workloads_have_a_run_function() -> None:
+    for workload_id in ("io-1", "cpu-1", "gpu-1"):
+        module = load_manifest(MANIFEST).get(workload_id).module
+        assert importlib.util.find_spec(module) is not None, module
+
+
+def _broken(mutate: Any) -> dict[str, Any]:
+    data = copy.deepcopy(_raw())
+    mutate(data)
+    return data
+
+
+def _entry(data: dict[str, Any], workload_id: str) -> dict[str, Any]:
+    return next(entry for entry in data["workloads"] if entry["id"] == workload_id)
+
+
+CASES = {
+    "duplicate id": (
+        lambda d: d["workloads"].append(copy.deepcopy(_entry(d, "cpu-3"))),
+        ["entry #21 (cpu-3)", "id", "duplicate of entry #10"],
+    ),
+    "missing field": (
+        lambda d: _entry(d, "io-2").pop("title"),
+        ["entry #2 (io-2)", "title", "Field required"],
+    ),
+    "unknown category": (
+        lambda d: _entry(d, "cpu-4").update(category="tpu"),
+        ["entry #11 (cpu-4)", "category", "'tpu'"],
+    ),
+    "min greater than max": (
+        lambda d: _entry(d, "gpu-2").update(duration={"min": 900, "max": 300}),
+        ["entry #16 (gpu-2)", "duration", "min (900) is greater than max (300)"],
+    ),
+    "wrong type": (
+        lambda d: _entry(d, "cpu-1")["envelope"].update(cpus="two"),
+        ["entry #8 (cpu-1)", "envelope.cpus", "'two'"],
+    ),
+    "integer expected": (
+        lambda d: _entry(d, "io-5").update(number=5.5),
+        ["entry #5 (io-5)", "number", "5.5"],
+    ),
+    "bad size": (
+        lambda d: _entry(d, "io-3")["envelope"].update(memory="lots"),
+        ["entry #3 (io-3)", "envelope.memory", "invalid size 'lots'"],
+    ),
+    "unknown key": (
+        lambda d: _entry(d, "io-4").update(colour="blue"),
+        ["entry #4 (io-4)", "colour", "Extra inputs are not permitted"],
+    ),
+    "id does not match": (
+        lambda d: _entry(d, "cpu-6").update(number=9),
+        ["entry #13 (cpu-6)", "does not match category and number ('cpu-9')"],
+    ),
+    "unknown task type": (
+        lambda d: _entry(d, "gpu-6").update(task_type="gpu-heavy"),
+        ["entry #20 (gpu-6)", "task_type"],
+    ),
+    "no platforms": (
+        lambda d: _entry(d, "io-7").update(platforms=[]),
+        ["entry #7 (io-7)", "platforms"],
+    ),
+    "schema version": (
+        lambda d: d.update(schema_version=2),
+        ["schema_version"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_malformed_manifest_names_entry_and_field(tmp_path: Path, case: str) -> None:
+    mutate, fragments = CASES[case]
+    with pytest.raises(ManifestError) as raised:
+        load_manifest(_write(tmp_path, _broken(mutate)))
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith(str(tmp_path / "workloads.yaml"))
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("schema_version: 1\nworkloads: [\n", "line"),
+        ("- just\n- a list\n", "must be a mapping"),
+        ("", "must be a mapping"),
+    ],
+)
+def test_unreadable_manifest_is_one_line(tmp_path: Path, text: str, fragment: str) -> None:
+    with pytest.raises(ManifestError, match=fragment) as raised:
+        load_manifest(_write(tmp_path, text))
+    assert "\n" not in str(raised.value)
+
+
+def test_missing_manifest_file(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError, match="cannot read"):
+        load_manifest(tmp_path / "absent.yaml")
+
+
+def test_cli_reports_a_malformed_manifest_and_exits_2(tmp_path: Path) -> None:
+    path = _write(tmp_path, _broken(lambda d: _entry(d, "cpu-4").update(category="tpu")))
+    completed = run_cli("list", env={"CLOUDAI_MANIFEST": str(path)})
+    assert completed.returncode == 2
+    assert completed.stderr.count("\n") == 1
+    assert "entry #11 (cpu-4): category" in completed.stderr
