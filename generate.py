@@ -24,6 +24,10 @@ from workloads.manifest import Manifest, ManifestError, load_manifest  # noqa: E
 
 HEADER = "Generated from workloads.yaml by generate.py: do not edit."
 LAUNCHERS = ROOT / "workloads" / "launchers"
+README = ROOT / "README.md"
+# README.md holds hand-written prose around one generated section: the workload table.
+TABLE_START = "<!-- workload-table: generated from workloads.yaml by generate.py -->"
+TABLE_END = "<!-- end of workload-table -->"
 
 
 @dataclass(frozen=True)
@@ -34,19 +38,38 @@ class Output:
 
 
 def _environment() -> Environment:
-    return Environment(
+    environment = Environment(
         loader=FileSystemLoader(ROOT / "templates"),
         undefined=StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    environment.filters["size"] = _size
+    return environment
+
+
+def _size(size: int) -> str:
+    """Docker-style size for tables and labels: 512m, 2g, 0."""
+    for unit, factor in (("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10)):
+        if size and size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)
+
+
+def _splice(text: str, section: str) -> str:
+    """Replace what lies between the table markers of README.md."""
+    before, start, rest = text.partition(TABLE_START)
+    _, end, after = rest.partition(TABLE_END)
+    if not start or not end:
+        raise SystemExit(f"error: README.md lacks the markers {TABLE_START} ... {TABLE_END}")
+    return f"{before}{start}\n{section}{end}{after}"
 
 
 def render(manifest: Manifest) -> list[Output]:
     templates = _environment()
     launcher = templates.get_template("launcher.py.j2")
-    return [
+    outputs = [
         Output(
             LAUNCHERS / workload.launcher,
             launcher.render(workload=workload, header=HEADER),
@@ -54,6 +77,9 @@ def render(manifest: Manifest) -> list[Output]:
         )
         for workload in manifest
     ]
+    table = templates.get_template("workload-table.md.j2").render(manifest=manifest)
+    outputs.append(Output(README, _splice(README.read_text(), table)))
+    return outputs
 
 
 def _generated_files() -> set[Path]:

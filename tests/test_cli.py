@@ -127,3 +127,18 @@ def test_generated_files_are_fresh() -> None:
         check=False,
     )
     assert completed.returncode == 0, completed.stderr
+
+
+def test_readme_documents_every_control_and_keeps_its_two_commands() -> None:
+    from workloads.options import OPTIONS
+
+    readme = (ROOT / "README.md").read_text()
+    for option in OPTIONS:
+        assert f"`{option.flag} " in readme, option.flag
+        assert f"`{option.variable}`" in readme, option.variable
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert (
+        ".venv/bin/pip install -e '.[test]' torch==2.13.0 && .venv/bin/python -m pytest" in readme
+    )
+    assert ".venv/bin/pip install -q -e '.[test]' torch==2.13.0" in ci
+    assert ".venv/bin/python -m pytest" in ci
