@@ -176,6 +176,7 @@ def test_sigterm_leaves_a_partial_document_within_two_seconds(workload: str, res
         "SIGTERM",
     )
     assert document["wall_seconds"] < 5
+    assert len(list(results.iterdir())) == 1, "scratch data was left behind"
     assert not [
         child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE
     ], "orphaned workers"

@@ -34,6 +34,8 @@ def test_every_option_has_a_flag_and_a_variable() -> None:
         "--intensity": "CLOUDAI_INTENSITY",
         "--device": "CLOUDAI_DEVICE",
         "--results-dir": "CLOUDAI_RESULTS_DIR",
+        "--work-dir": "CLOUDAI_WORK_DIR",
+        "--disk": "CLOUDAI_DISK",
         "--sample-interval": "CLOUDAI_SAMPLE_INTERVAL",
     }
 

@@ -10,7 +10,6 @@ import pytest
 from workloads.runtime.results import (
     ResultsDirError,
     choose_results_dir,
-    mount_points,
     new_run_id,
     prepare_results_dir,
     write_document,
@@ -50,16 +49,6 @@ def test_falls_back_to_the_working_directory(tmp_path: Path) -> None:
     candidates = (tmp_path / "absent-results", tmp_path / "absent-output")
     chosen = choose_results_dir(None, candidates, lambda path: False, cwd=tmp_path)
     assert chosen == tmp_path / "results"
-
-
-def test_mount_points_reads_mountinfo(tmp_path: Path) -> None:
-    mountinfo = tmp_path / "mountinfo"
-    mountinfo.write_text(
-        "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n"
-        "40 22 8:1 /srv/out /output rw,relatime - ext4 /dev/sda1 rw\n"
-        "41 22 0:5 / /with\\040space rw - tmpfs tmpfs rw\n"
-    )
-    assert mount_points(mountinfo) == {Path("/"), Path("/output"), Path("/with space")}
 
 
 def test_unwritable_folder_is_refused_before_any_work(tmp_path: Path) -> None:

@@ -17,27 +17,12 @@ IMPLEMENTED = {
 
 
 @pytest.mark.parametrize("workload", IMPLEMENTED)
-def test_tiny_run_is_verified_and_valid(workload: str, results: Path, tmp_path: Path) -> None:
+def test_tiny_run_is_verified_and_valid(workload: str, results: Path) -> None:
     if workload.startswith("gpu"):
         pytest.importorskip("torch")
     unit, extra = IMPLEMENTED[workload]
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    completed = run_cli(
-        "run",
-        workload,
-        *TINY,
-        "--iterations",
-        "20",
-        "--duration",
-        "20",
-        "--seed",
-        "11",
-        "--results-dir",
-        str(results),
-        *extra,
-        env={"TMPDIR": str(scratch)},
-    )
+    flags = ["--iterations", "20", "--duration", "20", "--seed", "11"]
+    completed = run_cli("run", workload, *TINY, *flags, "--results-dir", str(results), *extra)
     assert completed.returncode == 0, completed.stderr
     assert completed.seconds < 15
     document = only_document(results)
@@ -48,7 +33,8 @@ def test_tiny_run_is_verified_and_valid(workload: str, results: Path, tmp_path: 
     assert document["metrics"]["iterations"] == 20
     assert document["metrics"]["primary"]["unit"] == unit
     assert document["metrics"]["primary"]["value"] > 0
-    assert list(scratch.glob("cloudai-*")) == [], "scratch data was left behind"
+    left = [path.name for path in results.iterdir()]
+    assert left == [f"{workload}_{document['run_id']}.json"], "scratch data was left behind"
     assert f"results: {results}" in completed.stdout
 
 

@@ -161,6 +161,20 @@ OPTIONS: tuple[Option, ...] = (
         "folder for the results document (default: /results or /output if mounted, "
         "else /results if writable, else ./results)",
     ),
+    Option(
+        "work_dir",
+        "PATH",
+        path,
+        "folder for scratch data (default: a hidden folder inside the results folder, on "
+        "its filesystem); removed at the end",
+    ),
+    Option(
+        "disk",
+        "SIZE",
+        size,
+        "disk budget for scratch data, e.g. 1g (default: the envelope's disk, at most half "
+        "the free space)",
+    ),
     Option("sample_interval", "SECONDS", interval, "seconds between resource samples (default 1)"),
 )
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import shutil
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workloads.runtime import scratch as scratch_folders
+from workloads.runtime.filesystems import mount_of
 from workloads.runtime.loadshape import LoadShape
 from workloads.runtime.pool import Plan, run_inline, run_processes
 from workloads.runtime.record import Recorder, Totals
+from workloads.runtime.sizes import format_size
 from workloads.runtime.tasks import Check, TaskFunction
 
 if TYPE_CHECKING:  # worker processes import this module: keep their start-up light
@@ -26,8 +28,10 @@ if TYPE_CHECKING:  # worker processes import this module: keep their start-up li
     from workloads.runtime.params import RunParams
     from workloads.runtime.sampler import Probe
 
-# Scratch data may take at most this fraction of the free space where it lives.
+# By default scratch data takes at most this fraction of the free space where it lives, and
+# an explicit --disk at most the second.
 DISK_FREE_FRACTION = 0.5
+DISK_FREE_FRACTION_EXPLICIT = 0.9
 
 
 @dataclass(frozen=True)
@@ -49,8 +53,10 @@ class Context:
         origin: float,
         stop: threading.Event,
         log: Any,
+        run_id: str = "",
     ) -> None:
         self.workload, self.params, self.limits = workload, params, limits
+        self.run_id = run_id
         self.memory_budget = memory_budget
         self.origin = origin  # time.monotonic() at the start of the run
         self.deadline = origin + params.duration
@@ -66,6 +72,7 @@ class Context:
         self.resources: dict[str, Any] = {}
         self._log = log
         self._scratch: Path | None = None
+        self._disk_budget: int | None = None
 
     # -- running iterations -------------------------------------------------------------------
     def run_tasks(
@@ -141,17 +148,44 @@ class Context:
     # -- scratch space ------------------------------------------------------------------------
     def scratch_dir(self) -> Path:
         """A private folder for scratch data, removed at the end of the run (also on a signal).
-        It never lies in the results folder."""
+
+        It lies in the work folder, by default inside the results folder (so IO lands on the
+        storage being tested), hidden and removed before the results document is written.
+        """
         if self._scratch is None:
-            self._scratch = Path(tempfile.mkdtemp(prefix=f"cloudai-{self.workload.id}-"))
+            base = self.params.work_dir or self.params.results_dir
+            self._scratch = scratch_folders.create(base, self.run_id or "run")
         return self._scratch
 
     def disk_budget(self) -> int:
-        """Bytes of scratch data the run may keep: the envelope's disk, capped by free space."""
-        free = shutil.disk_usage(self.scratch_dir()).free
-        return int(min(self.workload.envelope.disk or free, free * DISK_FREE_FRACTION))
+        """Bytes of scratch data the run may keep at once: ``--disk``, else the envelope's disk,
+        capped by a fraction of the free space."""
+        if self._disk_budget is None:
+            free = shutil.disk_usage(self.scratch_dir()).free
+            if self.params.disk:
+                self._disk_budget = min(self.params.disk, int(free * DISK_FREE_FRACTION_EXPLICIT))
+                if self._disk_budget < self.params.disk:
+                    self.warn(
+                        f"--disk {format_size(self.params.disk)} lowered to "
+                        f"{format_size(self._disk_budget)}: not enough free space"
+                    )
+            else:
+                envelope = self.workload.envelope.disk or free
+                self._disk_budget = int(min(envelope, free * DISK_FREE_FRACTION))
+        return self._disk_budget
+
+    def scratch_summary(self) -> dict[str, Any] | None:
+        """Where scratch data went, for the document (None when the run used none)."""
+        if self._scratch is None:
+            return None
+        mount = mount_of(self._scratch)
+        return {
+            "path": str(self._scratch),
+            "filesystem": mount.fstype if mount else None,
+            "mount_point": str(mount.point) if mount else None,
+            "disk_budget": self._disk_budget,
+        }
 
     def remove_scratch(self) -> None:
         if self._scratch is not None:
-            shutil.rmtree(self._scratch, ignore_errors=True)
-            self._scratch = None
+            scratch_folders.remove(self._scratch)

@@ -39,12 +39,15 @@ class RunParams:
     intensity: float
     device: str
     results_dir: Path
+    work_dir: Path | None  # where the scratch folder goes; None: inside the results folder
+    disk: int | None  # requested disk budget in bytes; the effective one is resolved at run time
     sample_interval: float
     sources: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["results_dir"] = str(self.results_dir)
+        data["work_dir"] = str(self.work_dir) if self.work_dir else None
         return data
 
 
@@ -78,6 +81,8 @@ def resolve_params(workload: Workload, given: dict[str, Given], limits: Limits) 
         intensity=value("intensity", 100.0),
         device=value("device", "auto"),
         results_dir=choose_results_dir(value("results_dir", None)),
+        work_dir=value("work_dir", None),
+        disk=value("disk", None),
         sample_interval=value("sample_interval", 1.0),
         sources=sources,
     )

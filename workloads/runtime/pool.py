@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
+from typing import Any
 
 from workloads.runtime.loadshape import DutyCycle, LoadShape
 from workloads.runtime.record import Recorder
@@ -40,7 +41,20 @@ _BLAS_THREAD_VARIABLES = (
 
 
 class WorkerError(RuntimeError):
-    """A worker process raised; the message carries its traceback."""
+    """A worker process raised: its exception's type, errno, message and traceback."""
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        super().__init__(f"{info['type']}: {info['message']}")
+        self.info = info
+
+
+def _describe(error: BaseException) -> dict[str, Any]:
+    return {
+        "type": type(error).__name__,
+        "errno": getattr(error, "errno", None),
+        "message": str(error),
+        "traceback": traceback.format_exc(),
+    }
 
 
 @dataclass(frozen=True)
@@ -195,9 +209,9 @@ def _worker_main(
 
     try:
         _work_loop(plan, worker, claim, stop, lambda done: sender.send(("done", done)))
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
-            sender.send(("error", traceback.format_exc()))
+            sender.send(("error", _describe(error)))
     finally:
         sender.close()
 

@@ -12,6 +12,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from workloads.runtime.filesystems import is_mount
+
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "result.schema.json"
 # The docs say /results; the real worker bind-mounts its output folder at /output.
@@ -20,22 +22,6 @@ MOUNT_CANDIDATES = (Path("/results"), Path("/output"))
 
 class ResultsDirError(Exception):
     """The results folder cannot be created or written."""
-
-
-def mount_points(mountinfo: Path = Path("/proc/self/mountinfo")) -> set[Path]:
-    """Mount points of this process (bind mounts included, which os.path.ismount can miss)."""
-    points: set[Path] = set()
-    with contextlib.suppress(OSError):
-        for line in mountinfo.read_text().splitlines():
-            fields = line.split()
-            if len(fields) > 4:
-                # Spaces and the like are octal-escaped in mountinfo.
-                points.add(Path(fields[4].encode().decode("unicode_escape")))
-    return points
-
-
-def is_mount(path: Path) -> bool:
-    return path.is_dir() and (os.path.ismount(path) or path in mount_points())
 
 
 def choose_results_dir(

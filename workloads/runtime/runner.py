@@ -87,7 +87,9 @@ class Run:
         self.stop = threading.Event()
         self.signals = StopOnSignal(self.stop)
         self.progress = ProgressReporter(workload.id, params.duration, params.iterations)
-        self.ctx = Context(workload, params, limits, 0, origin, self.stop, self.progress.line)
+        self.ctx = Context(
+            workload, params, limits, 0, origin, self.stop, self.progress.line, self.run_id
+        )
         self.sampler = ResourceSampler(
             interval=params.sample_interval,
             origin=origin,
@@ -236,7 +238,11 @@ class Run:
         totals = self.ctx.recorder.totals()
         tree = process_tree_totals(self.baseline)
         ctx, workload = self.ctx, self.workload
-        params = self.params.to_dict() | {"memory_budget": ctx.memory_budget}
+        scratch = ctx.scratch_summary()
+        params = self.params.to_dict() | {
+            "memory_budget": ctx.memory_budget,
+            "disk_budget": scratch["disk_budget"] if scratch else None,
+        }
         return {
             "schema_version": SCHEMA_VERSION,
             "run_id": self.run_id,
@@ -282,6 +288,7 @@ class Run:
             "load": self._load(totals.busy_seconds, tree["cpu_seconds"], wall),
             "verification": self._verification(),
             "details": ctx.details,
+            "scratch": scratch,
             "environment": describe_environment(ctx.device),
             "timeseries": {
                 "interval_seconds": self.params.sample_interval,
@@ -357,12 +364,20 @@ def _timestamp(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _error_kind(error: BaseException) -> tuple[str, int | None]:
+    """The exception's type name and errno, also for one raised in a worker process."""
+    if isinstance(error, WorkerError):
+        return error.info["type"], error.info["errno"]
+    return type(error).__name__, getattr(error, "errno", None)
+
+
 def _stop_reason(error: BaseException) -> str:
     if isinstance(error, RunFailure):
         return error.stop_reason
-    if isinstance(error, MemoryError):
+    name, number = _error_kind(error)
+    if isinstance(error, MemoryError) or name == "MemoryError":
         return "out-of-memory"
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+    if number == errno.ENOSPC:
         return "disk-full"
     return "error"
 
@@ -370,18 +385,12 @@ def _stop_reason(error: BaseException) -> str:
 def _describe_error(error: BaseException) -> dict[str, str]:
     if isinstance(error, RunFailure):
         return {"type": "RunFailure", "message": str(error), "traceback": ""}
+    name, number = _error_kind(error)
     if isinstance(error, WorkerError):
-        last = str(error).strip().splitlines()[-1] if str(error).strip() else "worker failed"
-        return {
-            "type": "WorkerError",
-            "message": f"a worker failed: {last}",
-            "traceback": str(error),
-        }
-    message = str(error) or type(error).__name__
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-        message = f"disk full: {error}"
-    return {
-        "type": type(error).__name__,
-        "message": message.splitlines()[0] if message else type(error).__name__,
-        "traceback": "".join(traceback.format_exception(error)),
-    }
+        message, trace = f"a worker failed: {error}", error.info["traceback"]
+    else:
+        message = str(error) or name
+        trace = "".join(traceback.format_exception(error))
+    if number == errno.ENOSPC:
+        message = f"disk full: {message}"
+    return {"type": name, "message": message.splitlines()[0], "traceback": trace}
