@@ -21,9 +21,11 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
 from workloads.manifest import Manifest, ManifestError, load_manifest  # noqa: E402
+from workloads.options import OPTIONS  # noqa: E402
 
 HEADER = "Generated from workloads.yaml by generate.py: do not edit."
 LAUNCHERS = ROOT / "workloads" / "launchers"
+IMAGES = ROOT / "images"
 README = ROOT / "README.md"
 # README.md holds hand-written prose around one generated section: the workload table.
 TABLE_START = "<!-- workload-table: generated from workloads.yaml by generate.py -->"
@@ -46,6 +48,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     environment.filters["size"] = _size
+    environment.filters["module_path"] = lambda module: module.replace(".", "/") + ".py"
     return environment
 
 
@@ -79,12 +82,60 @@ def render(manifest: Manifest) -> list[Output]:
     ]
     table = templates.get_template("workload-table.md.j2").render(manifest=manifest)
     outputs.append(Output(README, _splice(README.read_text(), table)))
+    outputs += _build_files(templates, manifest)
+    return outputs
+
+
+def _build_files(templates: Environment, manifest: Manifest) -> list[Output]:
+    """Dockerfiles (two bases, one per variant), the bake definition and the compose file."""
+    common = {"header": HEADER, "manifest": manifest}
+    categories: dict[str, list[object]] = {}
+    for workload in manifest:
+        categories.setdefault(workload.category, []).append(workload)
+    platforms = sorted({p for w in manifest if w.category != "gpu" for p in w.platforms})
+    gpu_platforms = sorted({p for w in manifest if w.category == "gpu" for p in w.platforms})
+    outputs = [
+        Output(
+            IMAGES / "base" / "Dockerfile",
+            templates.get_template("base.Dockerfile.j2").render(**common),
+        ),
+        Output(
+            IMAGES / "base-gpu" / "Dockerfile",
+            templates.get_template("base-gpu.Dockerfile.j2").render(**common),
+        ),
+        Output(
+            ROOT / "docker-bake.hcl",
+            templates.get_template("docker-bake.hcl.j2").render(
+                **common,
+                categories=categories,
+                base_platforms=platforms,
+                gpu_platforms=gpu_platforms or ["linux/amd64"],
+            ),
+        ),
+        Output(
+            ROOT / "compose.yaml",
+            templates.get_template("compose.yaml.j2").render(
+                **common,
+                variables=[
+                    option.variable
+                    for option in OPTIONS
+                    if option.name not in ("results_dir", "work_dir")
+                ],
+            ),
+        ),
+    ]
+    variant = templates.get_template("variant.Dockerfile.j2")
+    outputs += [
+        Output(IMAGES / workload.id / "Dockerfile", variant.render(**common, workload=workload))
+        for workload in manifest
+    ]
     return outputs
 
 
 def _generated_files() -> set[Path]:
     """Files on disk that carry the generated header (so stale ones can be found)."""
-    return {path for path in LAUNCHERS.glob("*.py") if HEADER in path.read_text()}
+    candidates = [*LAUNCHERS.glob("*.py"), *IMAGES.glob("*/Dockerfile")]
+    return {path for path in candidates if HEADER in path.read_text()}
 
 
 def _stale(outputs: list[Output]) -> list[str]:

@@ -1,0 +1,76 @@
+"""The images' entrypoint, exercised on the host: signals reach the workload through sh, the
+supervisor waits for every descendant, and the run-as user follows the results folder."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, assert_valid, only_document
+from workloads.supervisor import writable_by
+
+
+def _supervise(command: str, **kwargs: object) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "workloads.supervisor", "/bin/sh", "-c", command],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kwargs,
+    )
+
+
+def test_exit_status_passes_through() -> None:
+    process = _supervise("exit 7")
+    assert process.wait(timeout=10) == 7
+
+
+def test_sigterm_reaches_the_workload_through_sh(results: Path) -> None:
+    # Debian's sh dies at once on SIGTERM: the supervisor must still wait for Python's document.
+    process = _supervise(
+        f'"{sys.executable}" -m workloads run cpu-1 --duration 60 --results-dir "{results}"'
+    )
+    time.sleep(1.5)
+    signalled = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 128 + signal.SIGTERM
+    assert time.monotonic() - signalled < 3
+    document = only_document(results)
+    assert_valid(document)
+    assert document["status"] == "terminated"
+
+
+def test_descendants_that_ignore_the_stop_are_killed_after_the_grace() -> None:
+    process = _supervise("trap '' TERM; sleep 60")
+    time.sleep(0.5)
+    signalled = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=15)
+    assert 4 <= time.monotonic() - signalled < 8
+
+
+@pytest.mark.parametrize(
+    ("mode", "owner", "uid", "writable"),
+    [
+        (0o755, 10001, 10001, True),  # the user's own folder
+        (0o755, 0, 10001, False),  # root's folder, closed to others
+        (0o777, 0, 10001, True),  # open to all
+        (0o775, 0, 10001, False),  # group-writable, other group
+    ],
+)
+def test_writable_by(tmp_path: Path, mode: int, owner: int, uid: int, writable: bool) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("changing a folder's owner needs root")
+    folder = tmp_path / "output"
+    folder.mkdir()
+    os.chown(folder, owner, owner)
+    folder.chmod(mode)
+    assert writable_by(folder, uid, uid) is writable
+    assert writable_by(folder / "not-yet" / "deeper", uid, uid) is writable
