@@ -1,0 +1,391 @@
+"""The build matrix: generated Dockerfiles, the bake plan and the compose file — and, where an
+engine is available (scripts/docker-up), the images built, pushed, pulled and run for real."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, assert_valid, only_document
+from workloads.manifest import load_manifest
+
+MANIFEST = load_manifest(ROOT / "workloads.yaml")
+DOCKERFILES = sorted((ROOT / "images").glob("*/Dockerfile"))
+
+
+def _docker_plugin(name: str) -> bool:
+    if shutil.which("docker") is None:
+        return False
+    probe = subprocess.run(["docker", name, "version"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+needs_buildx = pytest.mark.skipif(
+    not _docker_plugin("buildx"), reason="docker buildx is not installed (scripts/docker-up)"
+)
+needs_compose = pytest.mark.skipif(
+    not _docker_plugin("compose"), reason="docker compose is not installed (scripts/docker-up)"
+)
+
+
+# -- generated files --------------------------------------------------------------------------
+def test_one_dockerfile_per_variant_plus_two_bases() -> None:
+    names = {path.parent.name for path in DOCKERFILES}
+    assert names == {*MANIFEST.ids, "base", "base-gpu"}
+
+
+@pytest.mark.parametrize("workload", MANIFEST.workloads, ids=MANIFEST.ids)
+def test_variant_adds_only_its_module_and_runs_its_launcher(workload: Any) -> None:
+    text = (ROOT / "images" / workload.id / "Dockerfile").read_text()
+    instructions = [
+        line.split()[0] for line in text.splitlines() if line and not line.startswith("#")
+    ]
+    assert instructions == ["FROM", "COPY", "CMD"]  # one thin layer on the category's base
+    module = workload.module.replace(".", "/") + ".py"
+    assert f"COPY {module} /app/{module}" in text
+    assert f'CMD ["python", "{workload.launcher}"]' in text
+
+
+def test_base_leaves_out_every_workload_module() -> None:
+    text = (ROOT / "images" / "base" / "Dockerfile").read_text()
+    for workload in MANIFEST:
+        assert f"/src/{workload.module.replace('.', '/')}.py" in text
+    assert 'ENTRYPOINT ["/opt/venv/bin/python", "-m", "workloads.supervisor"]' in text
+    assert "WORKDIR /app/workloads/launchers" in text
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.parent.name)
+def test_hadolint_passes(dockerfile: Path) -> None:
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    completed = subprocess.run(
+        [hadolint, str(dockerfile)], capture_output=True, text=True, check=False
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def test_compose_has_one_service_per_variant_from_the_manifest() -> None:
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    services = compose["services"]
+    assert list(services) == MANIFEST.ids
+    for workload in MANIFEST:
+        service = services[workload.id]
+        assert service["profiles"] == [workload.category, workload.id]
+        assert service["image"].endswith(
+            f"/cloudai-{workload.category}-intensive:{workload.number}"
+        )
+        limits = service["deploy"]["resources"]["limits"]
+        assert float(limits["cpus"]) == workload.envelope.cpus
+        assert "CLOUDAI_DURATION" in service["environment"]
+        assert service["volumes"] == ["${RESULTS_DIR:-./results}:/results"]
+        devices = service["deploy"]["resources"].get("reservations", {}).get("devices")
+        assert bool(devices) == (workload.category == "gpu")
+
+
+# -- the bake plan and compose config (CLI plugins, no engine) ----------------------------------
+def _plan(*targets: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key
+        not in (
+            "REGISTRY",
+            "NAMESPACE",
+            "DOCKER_USERNAME",
+            "VERSION",
+            "SBOM",
+            "PROVENANCE",
+            "PIP_CERT",
+            "PIP_CONFIG_FILE",
+        )
+    }
+    completed = subprocess.run(
+        ["docker", "buildx", "bake", "--file", "docker-bake.hcl", "--print", *targets],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**environment, **(env or {})},
+        check=True,
+    )
+    return json.loads(completed.stdout)
+
+
+@needs_buildx
+def test_bake_plan_default_group_builds_the_twenty() -> None:
+    plan = _plan()
+    groups = plan["group"]
+    expanded = [t for group in groups["default"]["targets"] for t in groups[group]["targets"]]
+    assert expanded == MANIFEST.ids
+    assert set(plan["target"]) == {*MANIFEST.ids, "base", "base-gpu"}
+
+
+@needs_buildx
+def test_bake_plan_targets_tags_platforms_labels_contexts() -> None:
+    targets = _plan()["target"]
+    for workload in MANIFEST:
+        target = targets[workload.id]
+        repository = f"docker.io/cloudai/cloudai-{workload.category}-intensive"
+        expected_tags = [f"{repository}:{workload.number}"]
+        if workload.number == 1:
+            expected_tags.append(f"{repository}:latest")
+        assert target["tags"] == expected_tags
+        assert target["platforms"] == workload.platforms
+        base = "target:base-gpu" if workload.category == "gpu" else "target:base"
+        assert target["contexts"] == {"base": base}
+        labels = target["labels"]
+        assert labels["org.cloudai.workload.id"] == workload.id
+        assert labels["org.cloudai.envelope.gpus"] == str(workload.envelope.gpus)
+        assert labels["org.opencontainers.image.title"].endswith(f":{workload.number}")
+        for key in (
+            "source",
+            "revision",
+            "created",
+            "version",
+            "licenses",
+            "base.name",
+            "description",
+        ):
+            assert f"org.opencontainers.image.{key}" in labels
+        assert target["dockerfile"] == f"images/{workload.id}/Dockerfile"
+    assert targets["base-gpu"]["contexts"] == {"base": "target:base", "wheels": "images/wheelhouse"}
+    # A base must cover every platform of the images built on it.
+    for workload in MANIFEST:
+        base = targets["base-gpu" if workload.category == "gpu" else "base"]
+        assert set(workload.platforms) <= set(base["platforms"])
+
+
+@needs_buildx
+def test_bake_variables_registry_version_attestations_cache() -> None:
+    plan = _plan(
+        "cpu-1",
+        "gpu-3",
+        env={
+            "DOCKER_USERNAME": "me",
+            "VERSION": "1.0.0",
+            "SBOM": "false",
+            "CACHE_REGISTRY": "ghcr.io/me/cache",
+        },
+    )
+    cpu = plan["target"]["cpu-1"]
+    assert cpu["tags"] == [
+        "docker.io/me/cloudai-cpu-intensive:1",
+        "docker.io/me/cloudai-cpu-intensive:1-1.0.0",
+        "docker.io/me/cloudai-cpu-intensive:latest",
+        "docker.io/me/cloudai-cpu-intensive:latest-1.0.0",
+    ]
+    assert "type=sbom,disabled=true" in cpu["attest"]
+    assert "type=provenance,mode=max,disabled=false" in cpu["attest"]
+    assert cpu["cache-from"] == ["type=registry,ref=ghcr.io/me/cache:cpu-1"]
+    assert cpu["cache-to"] == ["type=registry,ref=ghcr.io/me/cache:cpu-1,mode=max"]
+    assert cpu["labels"]["org.opencontainers.image.version"] == "1.0.0"
+    namespaced = _plan(
+        "gpu-3", env={"REGISTRY": "ghcr.io", "NAMESPACE": "org", "DOCKER_USERNAME": "me"}
+    )
+    assert namespaced["target"]["gpu-3"]["tags"] == ["ghcr.io/org/cloudai-gpu-intensive:3"]
+
+
+@needs_compose
+@pytest.mark.parametrize("profile", ["io", "cpu", "gpu", *MANIFEST.ids])
+def test_compose_config_is_valid_for_every_profile(profile: str) -> None:
+    completed = subprocess.run(
+        ["docker", "compose", "--profile", profile, "config", "-q"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+
+
+# -- for real, with an engine ---------------------------------------------------------------------
+REGISTRY = "localhost:5000"
+NAMESPACE = "cloudai-test"
+BASE_IMAGE = f"{REGISTRY}/cloudai/python:3.11"
+
+
+def _engine_ready() -> str | None:
+    """None when the engine, registry and base image of scripts/docker-up are there."""
+    if shutil.which("docker") is None:
+        return "no docker client"
+    if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode:
+        return "no Docker engine running (scripts/docker-up starts one)"
+    probe = subprocess.run(
+        ["docker", "buildx", "imagetools", "inspect", BASE_IMAGE], capture_output=True, check=False
+    )
+    if probe.returncode:
+        return f"no base image {BASE_IMAGE} in a local registry (scripts/docker-up makes one)"
+    return None
+
+
+def _wheelhouse() -> str:
+    return os.environ.get("CLOUDAI_TEST_WHEELHOUSE", "/opt/wheels")
+
+
+def bake_environment() -> dict[str, str]:
+    return {
+        **os.environ,
+        "REGISTRY": REGISTRY,
+        "NAMESPACE": NAMESPACE,
+        "BASE_IMAGE": BASE_IMAGE,
+        "SBOM": "false",  # the SBOM scanner is an image that cannot be pulled here
+        "WHEELHOUSE": _wheelhouse(),
+        "TORCH_SPEC": f"torch=={metadata.version('torch')}",  # the CPU-only wheel
+    }
+
+
+@pytest.fixture(scope="session")
+def pushed_images() -> str:
+    reason = _engine_ready()
+    if reason:
+        pytest.skip(reason)
+    completed = subprocess.run(
+        [
+            "docker",
+            "buildx",
+            "bake",
+            "--file",
+            "docker-bake.hcl",
+            "--set",
+            "*.platform=linux/amd64",
+            "--push",
+        ],
+        cwd=ROOT,
+        env=bake_environment(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    return f"{REGISTRY}/{NAMESPACE}"
+
+
+def _image(prefix: str, workload_id: str) -> str:
+    workload = MANIFEST.get(workload_id)
+    return f"{prefix}/cloudai-{workload.category}-intensive:{workload.number}"
+
+
+@pytest.mark.docker
+def test_every_tag_is_in_the_registry(pushed_images: str) -> None:
+    for workload in MANIFEST:
+        completed = subprocess.run(
+            ["docker", "buildx", "imagetools", "inspect", _image(pushed_images, workload.id)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert completed.returncode == 0, completed.stderr
+    for category in ("io", "cpu", "gpu"):
+        latest = f"{pushed_images}/cloudai-{category}-intensive:latest"
+        first = f"{pushed_images}/cloudai-{category}-intensive:1"
+        digests = [
+            json.loads(
+                subprocess.run(
+                    [
+                        "docker",
+                        "buildx",
+                        "imagetools",
+                        "inspect",
+                        "--format",
+                        "{{json .Manifest}}",
+                        ref,
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+            )["digest"]
+            for ref in (latest, first)
+        ]
+        assert digests[0] == digests[1], f"{category}: latest is not variant 1"
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("workload_id", ["io-1", "cpu-3", "gpu-2"])
+def test_pulled_image_runs_like_the_real_worker(
+    pushed_images: str, workload_id: str, tmp_path: Path
+) -> None:
+    image = _image(pushed_images, workload_id)
+    subprocess.run(["docker", "rmi", "-f", image], capture_output=True, check=False)
+    subprocess.run(["docker", "pull", "-q", image], capture_output=True, check=True)
+    output = tmp_path / "output"
+    output.mkdir()
+    launcher = MANIFEST.get(workload_id).launcher
+    completed = subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "-t",
+            "--cpus",
+            "1.5",
+            "--memory",
+            "1g",
+            "-v",
+            f"{output}:/output",
+            image,
+            "/bin/sh",
+            "-c",
+            f"python {launcher} --duration 4 --scale 0.05",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout[-2000:]
+    document = only_document(output)
+    assert_valid(document)
+    assert document["workload"]["id"] == workload_id
+    assert document["verification"]["passed"]
+    assert document["limits"]["cpu_quota"] == pytest.approx(1.5)
+    assert document["limits"]["memory_limit"] == 1 << 30
+    assert document["environment"]["container"] is True
+
+
+@pytest.mark.docker
+def test_docker_stop_leaves_a_partial_document(pushed_images: str, tmp_path: Path) -> None:
+    output = tmp_path / "output"
+    output.mkdir()
+    os.chown(output, 1234, 1234)  # a folder the image's own user may not write
+    container = subprocess.run(
+        [
+            "docker",
+            "run",
+            "-d",
+            "-t",
+            "-v",
+            f"{output}:/output",
+            _image(pushed_images, "cpu-1"),
+            "/bin/sh",
+            "-c",
+            "python cpu_process_1.py --duration 120",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    try:
+        time.sleep(3)
+        stopped = time.monotonic()
+        subprocess.run(["docker", "stop", "-t", "5", container], capture_output=True, check=True)
+        assert time.monotonic() - stopped < 5
+        state = json.loads(
+            subprocess.run(
+                ["docker", "inspect", container], capture_output=True, text=True, check=True
+            ).stdout
+        )[0]["State"]
+        assert state["ExitCode"] == 143
+    finally:
+        subprocess.run(["docker", "rm", "-f", container], capture_output=True, check=False)
+    document = only_document(output)
+    assert (document["status"], document["signal"]) == ("terminated", "SIGTERM")
+    assert next(output.iterdir()).stat().st_uid == 1234  # written as the folder's owner
