@@ -93,6 +93,16 @@ def free_device_memory(device: torch.device, envelope_bytes: int) -> int:
     return usable_device_memory(free, envelope_bytes)
 
 
+def batch_range(
+    room: float, sample_bytes: float, cap: int, scale: float, *, minimum: int = 4
+) -> tuple[int, int]:
+    """The smallest and largest batch: the largest fits ``room`` at ``sample_bytes`` a sample,
+    up to ``cap``, shrunk by the scale; the smallest is a quarter of it, so memory rises and
+    falls fourfold over a cycle."""
+    largest = max(minimum, int(min(cap, room / sample_bytes) * min(scale, 1.0)))
+    return max(1, largest // 4), largest
+
+
 def autocast(device: torch.device) -> torch.autocast:
     """bf16 autocast on CUDA (tensor cores); disabled on the CPU, where float32 is faster."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
