@@ -105,6 +105,7 @@ class Trainer:
         self.templates = torch.randn(_CLASSES, 3, side, side, generator=generator).to(device)
         self.losses: list[float] = []
         self.accuracies: list[float] = []
+        self.observed_dtype = ""  # of the logits: bfloat16 under autocast on CUDA
 
     def _batch(self, task: Task, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         labels = torch.randint(
@@ -123,7 +124,9 @@ class Trainer:
 
     def _train(self, images: torch.Tensor, labels: torch.Tensor) -> float:
         with autocast(self.device):
-            loss = F.cross_entropy(self.model(images), labels)
+            logits = self.model(images)
+            loss = F.cross_entropy(logits, labels)
+        self.observed_dtype = str(logits.dtype).removeprefix("torch.")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -178,5 +181,6 @@ def run(ctx: Context) -> None:
         ctx.metric("final_loss", trainer.losses[-1], "nats")
     if trainer.accuracies:
         ctx.metric("inference_accuracy", trainer.accuracies[-1], "fraction")
+    ctx.note("compute_dtype", trainer.observed_dtype)
     record_schedules(ctx, {"batch": trainer.schedule})
     record_peak_memory(ctx, device)
