@@ -12,6 +12,7 @@ import itertools
 import math
 import os
 import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,14 @@ from tests.conftest import TINY, assert_valid, only_document, run_cli
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+from torch.utils._pytree import tree_flatten  # noqa: E402
+
 from workloads import cli  # noqa: E402
 from workloads.gpu import convolution, lstm, matrix, transformer, vae  # noqa: E402
 from workloads.gpu import device as gpu_device  # noqa: E402
 from workloads.gpu.checks import product_tolerance, relative_error  # noqa: E402
+from workloads.gpu.synthetic import random_walk_tokens  # noqa: E402
 from workloads.manifest import get_manifest  # noqa: E402
 from workloads.runtime.tasks import Task  # noqa: E402
 
@@ -179,6 +184,122 @@ def test_sequence_models_fit_the_room_beside_their_state(room: int) -> None:
         assert shortest < longest and g.batch >= 1
         peak = g.state_bytes() + g.batch * longest * g.token_bytes()
         assert peak <= module.MEMORY_SHARE * room, (module.__name__, g)
+
+
+class PeakBytes(TorchDispatchMode):
+    """The peak bytes of live tensors created under it (a CPU stand-in for the CUDA
+    allocator's peak): each new storage counts until it is freed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = self.peak = 0
+        self.storages: set[int] = set()
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        for tensor in tree_flatten(out)[0]:
+            if isinstance(tensor, torch.Tensor):
+                storage = tensor.untyped_storage()
+                key, size = storage.data_ptr(), storage.nbytes()
+                if size and key not in self.storages:
+                    self.storages.add(key)
+                    self.live += size
+                    self.peak = max(self.peak, self.live)
+                    weakref.finalize(storage, self._free, key, size)
+        return out
+
+    def _free(self, key: int, size: int) -> None:
+        self.storages.discard(key)
+        self.live -= size
+
+
+def _bytes_per_unit(make_step: Any, small: int, large: int) -> float:
+    """Peak bytes per unit of size (per sample or token), fixed costs cancelled out."""
+    peaks = []
+    for size in (small, large):
+        step = make_step(size)
+        step()  # a first pass creates lazily allocated state
+        with PeakBytes() as tracker:
+            step()
+        peaks.append(tracker.peak)
+    return (peaks[1] - peaks[0]) / (large - small)
+
+
+def _bf16() -> Any:
+    return torch.autocast("cpu", dtype=torch.bfloat16)
+
+
+def _training_step(model: Any, loss: Any) -> Any:
+    def step() -> None:
+        with _bf16():
+            value = loss()
+        model.zero_grad(set_to_none=True)
+        value.backward()
+
+    return step
+
+
+def test_activation_estimates_bound_the_measured_peak() -> None:
+    """Each sizing estimate at least covers the peak measured on the CPU under bf16 autocast
+    (the CUDA geometry's layers, smaller)."""
+    torch.manual_seed(0)
+    cpu = torch.device("cpu")
+
+    g5 = transformer.Geometry(256, 256, 2, 2, 1, (64, 128), 1e-3, 0)
+    encoder = transformer.Encoder(g5)
+
+    def transformer_step(batch: int) -> Any:
+        tokens = random_walk_tokens(torch.Generator(), batch, 128, 256, cpu)
+        logits = lambda: encoder(tokens).flatten(0, 1).float()  # noqa: E731
+        return _training_step(encoder, lambda: F.cross_entropy(logits(), tokens.flatten()))
+
+    assert g5.token_bytes() >= _bytes_per_unit(transformer_step, 1, 3) / 128
+
+    g4 = lstm.Geometry(128, 128, 256, 2, 1, (16, 32), 1e-3)
+    language_model = lstm.LanguageModel(g4)
+
+    def lstm_step(batch: int) -> Any:
+        tokens = random_walk_tokens(torch.Generator(), batch, 33, 128, cpu)
+        logits = lambda: language_model(tokens[:, :-1]).flatten(0, 1).float()  # noqa: E731
+        targets = tokens[:, 1:].flatten()
+        return _training_step(language_model, lambda: F.cross_entropy(logits(), targets))
+
+    assert g4.token_bytes() >= _bytes_per_unit(lstm_step, 4, 12) / 32
+
+    g6 = vae.Geometry(32, (32, 64, 128), 32, (1, 1))
+    autoencoder = vae.VariationalAutoencoder(g6)
+
+    def vae_step(batch: int) -> Any:
+        images = torch.rand(batch, 3, 32, 32)
+
+        def loss() -> Any:
+            squared, kl = vae.losses(images, *autoencoder(images))
+            return squared + kl
+
+        return _training_step(autoencoder, loss)
+
+    assert g6.sample_bytes() >= _bytes_per_unit(vae_step, 8, 24)
+
+    g3 = convolution.Geometry(64, (32, 64, 128), (1, 1), 1)
+    pipeline = convolution._pipeline(g3.widths).eval()
+
+    def convolution_step(batch: int) -> Any:
+        images = torch.rand(batch, 3, 64, 64)
+
+        def step() -> None:
+            with torch.inference_mode(), _bf16():
+                pipeline(images)
+
+        return step
+
+    assert g3.sample_bytes() >= _bytes_per_unit(convolution_step, 4, 12)
+
+    def elementwise_step(elements: int) -> Any:
+        x = torch.randn(elements)
+        return lambda: matrix.elementwise_math(x)
+
+    per_element = _bytes_per_unit(elementwise_step, 2**16, 2**18)
+    assert matrix.peak_bytes("elementwise", 1, torch.float32, 0) >= per_element + 4
 
 
 def test_transformer_is_as_wide_as_the_room_allows() -> None:

@@ -84,7 +84,7 @@ def peak_bytes(operation: str, size: int, dtype: torch.dtype, bmm_side: int) -> 
     if operation == "bmm":
         return 3.0 * width * size * bmm_side**2
     if operation == "elementwise":
-        return 4.0 * 4 * size  # the float32 input and up to three temporaries
+        return 6.0 * 4 * size  # the float32 input, the output and up to four temporaries
     return 8.0 * 4 * size**2  # eigh, svd: the float32 input, its factors and workspace
 
 
