@@ -175,7 +175,7 @@ def reference_conv2d(
 ) -> torch.Tensor:
     """A grouped 2-D convolution (cross-correlation) in float64, summed explicitly over the
     kernel window: independent of the library's convolution kernels."""
-    x, weight = x.double(), weight.double()
+    x, weight = x.double().contiguous(), weight.double().contiguous()  # any memory format
     x = F.pad(x, (padding,) * 4)
     batch, channels, height, width = x.shape
     out_channels, group_channels, kh, kw = weight.shape
@@ -197,7 +197,7 @@ def reference_conv_transpose2d(
 ) -> torch.Tensor:
     """A transposed convolution in float64: every input pixel scatters its kernel-weighted
     value over the output, which is then cropped by the padding."""
-    x, weight = x.double(), weight.double()
+    x, weight = x.double().contiguous(), weight.double().contiguous()  # any memory format
     batch, _channels, height, width = x.shape
     _in, out_channels, kh, kw = weight.shape
     full = x.new_zeros(batch, out_channels, (height - 1) * stride + kh, (width - 1) * stride + kw)
