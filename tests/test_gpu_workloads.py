@@ -91,6 +91,7 @@ def test_tiny_cpu_run_is_verified_valid_and_reproducible(
     assert rises_and_falls(metrics["problem_sizes"]), metrics["problem_sizes"]
     assert document["environment"]["device"]["used"] == "cpu"
     assert document["details"]["oom_backoffs"] == 0
+    assert "float32" in str(document["details"]["compute_dtype"])  # no autocast on the CPU
 
     # The same seed in another process gives the same digest; another seed another one.
     code, again = run_inline(monkeypatch, tmp_path / "b", *args, "--seed", "11")
@@ -566,7 +567,7 @@ def test_cuda_run_stays_in_bounds_uses_bf16_and_records_nvml(workload: str, tmp_
     assert reserved <= details["gpu_memory_cap_bytes"] + 2**20
     assert secondary["gpu_memory_allocated_peak"]["value"] > 0
     assert document["resources"]["gpu_memory_peak_bytes"] > 0
-    assert "bfloat16" in str(details.get("compute_dtype", details.get("product_dtype")))
+    assert "bfloat16" in str(details["compute_dtype"])
     assert rises_and_falls(document["metrics"]["problem_sizes"])
     if _nvml_available():
         samples = document["timeseries"]["samples"]

@@ -184,6 +184,7 @@ class MatrixWork:
             name: SizeSchedule(ctx, device, r.low, r.high, multiple=r.multiple, what=f"{name} size")
             for name, r in self.plan.ranges.items()
         }
+        self.observed_dtype = ""  # of the products' results
         self.operations: dict[str, Callable[[Task, int, TaskResult], None]] = {
             "matmul": self._matmul,
             "bmm": self._bmm,
@@ -226,6 +227,7 @@ class MatrixWork:
         seconds = _timed(self.device, repeats, lambda: torch.mm(a, b, out=c))
         self._record_product(result, 2.0 * n**3 * repeats, seconds)
         result.add("matmuls", repeats)
+        self.observed_dtype = str(c.dtype).removeprefix("torch.")
         rows, cols = _block(task.rng, n), _block(task.rng, n)
         reference = a[rows].double() @ b[:, cols].double()
         self._check_product(result, "matrix product", c[rows][:, cols], reference, n)
@@ -337,7 +339,6 @@ def _ratio(numerator: float, denominator: float) -> float:
 def run(ctx: Context) -> None:
     device = select_device(ctx)
     work = MatrixWork(ctx, device)
-    ctx.note("product_dtype", str(work.plan.dtype).removeprefix("torch."))
     ctx.note("bmm_side", work.plan.bmm_side)
     totals = ctx.run_tasks(work, processes=False)
     done = totals.work
@@ -350,5 +351,6 @@ def run(ctx: Context) -> None:
     ctx.metric("decomposition_nominal_tflops", decomposition / 1e12, "TFLOP/s")
     elements = _ratio(done.get("elements", 0.0), done.get("elementwise_seconds", 0.0))
     ctx.metric("elementwise_gelements_per_s", elements / 1e9, "Gelements/s")
+    ctx.note("compute_dtype", work.observed_dtype)
     record_schedules(ctx, work.schedules)
     record_peak_memory(ctx, device)
