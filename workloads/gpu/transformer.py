@@ -7,8 +7,9 @@ vocabulary). Self-attention is ``scaled_dot_product_attention`` (flash attention
 every ten iterations, nine are training steps and one runs cross-attention in inference: a
 shorter query sequence attends to the encoder's output.
 
-The sequence length grows over a cycle of iterations and falls back at a fixed batch, so
-device memory rises and falls; the model's width and the batch follow from the free device
+The sequence length grows over a cycle of iterations from half the longest and falls back at
+a fixed batch (a span kept narrow so that every step keeps the tensor cores busy), so device
+memory rises and falls; the model's width and the batch follow from the free device
 memory and the envelope. On CUDA: bf16 autocast, fused AdamW, and model FLOPs utilisation
 (MFU) reported against the device's dense bf16 peak. On the CPU: a small model, float32.
 
@@ -107,7 +108,7 @@ def cuda_geometry(room: float, scale: float) -> Geometry:
     widest = max(256, round(2048 * math.sqrt(work) / _HEAD_WIDTH) * _HEAD_WIDTH)
     for width in (w for w in _CUDA_WIDTHS if w <= widest):
         geometry = Geometry(
-            1024, width, width // _HEAD_WIDTH, 4, 0, (longest // 4, longest), 3e-4, 10
+            1024, width, width // _HEAD_WIDTH, 4, 0, (longest // 2, longest), 3e-4, 10
         )
         fitted = _fit(geometry, room, batch_cap=64)
         if fitted is not None and fitted.state_bytes() <= room * MEMORY_SHARE / 2:
