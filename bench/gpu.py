@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The GPU workloads on this machine, beside a plain torch matmul loop as the reference.
 
-    python bench/gpu.py [--duration 40] [--device auto|cuda|cpu] [--warmup 10] [IDS...]
+    python bench/gpu.py [--duration 40] [--device auto|cuda|cpu] [--warmup 10] [--workers N]
+                        [IDS...]
 
 Each workload (gpu-1 ... gpu-6 by default) runs for a fixed duration in its own process
 (`python -m workloads run ID`); from its results document the script prints the primary
@@ -31,10 +32,13 @@ WORKLOADS = ("gpu-1", "gpu-2", "gpu-3", "gpu-4", "gpu-5", "gpu-6")
 TARGETS = {"matmul_ratio": 0.85, "mfu": 0.40, "utilisation_pct": 80.0}
 
 
-def run_workload(workload: str, duration: float, device: str) -> dict[str, Any]:
+def run_workload(
+    workload: str, duration: float, device: str, workers: int | None
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         command = [sys.executable, "-m", "workloads", "run", workload, "--duration", str(duration)]
         command += ["--device", device, "--seed", "1", "--results-dir", folder]
+        command += ["--workers", str(workers)] if workers else []
         subprocess.run(command, cwd=ROOT, capture_output=True, check=False)
         found = list(Path(folder).glob("*.json"))
         return json.loads(found[0].read_text()) if found else {}
@@ -98,9 +102,13 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=40.0, help="seconds per workload")
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds before steady")
+    parser.add_argument("--workers", type=int, help="CPU threads, for workloads and reference")
     args = parser.parse_args()
 
     import torch
+
+    if args.workers:
+        torch.set_num_threads(args.workers)
 
     device = "cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu"
     name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
@@ -112,7 +120,7 @@ def main() -> None:
     print(header)
     results: dict[str, dict[str, Any]] = {}
     for workload in args.workloads:
-        document = run_workload(workload, args.duration, device)
+        document = run_workload(workload, args.duration, device, args.workers)
         results[workload] = document
         if not document or document["metrics"]["primary"] is None:
             print(f"{workload:<8} failed: {(document.get('error') or {}).get('message', '?')}")
