@@ -113,8 +113,8 @@ def cuda_geometry(room: float, scale: float) -> Geometry:
         fitted = _fit(geometry, room, batch_cap=64)
         if fitted is not None and fitted.state_bytes() <= room * MEMORY_SHARE / 2:
             return fitted
-    smallest = Geometry(1024, 256, 2, 4, 1, (64, 256), 3e-4, 10)
-    return smallest  # nothing fits: the schedule backs off, or the run ends as out-of-memory
+    # Nothing fits: the smallest model; the schedule backs off, or the run ends out of memory.
+    return Geometry(1024, 256, 2, 4, 1, (128, 256), 3e-4, 10)
 
 
 def cpu_geometry(budget: float, scale: float) -> Geometry:
