@@ -677,7 +677,7 @@ target "gpu-4" {
     "org.cloudai.envelope.memory"          = "8g"
     "org.cloudai.envelope.disk"            = "0"
     "org.cloudai.envelope.gpus"            = "1"
-    "org.cloudai.envelope.gpu-memory"      = "8g"
+    "org.cloudai.envelope.gpu-memory"      = "16g"
     "org.cloudai.duration.min-seconds"     = "300"
     "org.cloudai.duration.max-seconds"     = "1200"
   }

@@ -17,9 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from workloads.gpu.checks import check_decreased
 from workloads.gpu.device import (
+    SizeSchedule,
+    autocast,
     free_device_memory,
     record_peak_memory,
+    record_schedules,
     select_device,
     synchronize,
 )
@@ -91,7 +95,7 @@ class Trainer:
     def __init__(self, ctx: Context, device: torch.device) -> None:
         self.ctx, self.device = ctx, device
         self.geometry = _geometry(ctx, device)
-        self.max_batch = self.geometry.batch[1]
+        self.schedule = SizeSchedule(ctx, device, *self.geometry.batch)
         self.model = _model(self.geometry).to(device)
         if device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -101,8 +105,7 @@ class Trainer:
         self.templates = torch.randn(_CLASSES, 3, side, side, generator=generator).to(device)
         self.losses: list[float] = []
         self.accuracies: list[float] = []
-        self.oom_backoffs = 0
-        self._previous_batch = 0
+        self.observed_dtype = ""  # of the logits: bfloat16 under autocast on CUDA
 
     def _batch(self, task: Task, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         labels = torch.randint(
@@ -119,13 +122,11 @@ class Trainer:
             images = images.contiguous(memory_format=torch.channels_last)
         return images, labels
 
-    def _autocast(self) -> torch.autocast:
-        cuda = self.device.type == "cuda"
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cuda)
-
     def _train(self, images: torch.Tensor, labels: torch.Tensor) -> float:
-        with self._autocast():
-            loss = F.cross_entropy(self.model(images), labels)
+        with autocast(self.device):
+            logits = self.model(images)
+            loss = F.cross_entropy(logits, labels)
+        self.observed_dtype = str(logits.dtype).removeprefix("torch.")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -134,7 +135,7 @@ class Trainer:
     def _infer(self, images: torch.Tensor, labels: torch.Tensor) -> float:
         self.model.eval()
         try:
-            with torch.inference_mode(), self._autocast():
+            with torch.inference_mode(), autocast(self.device):
                 predicted = self.model(images).argmax(dim=1)
             return float((predicted == labels).float().mean().item())
         finally:
@@ -142,23 +143,9 @@ class Trainer:
 
     def __call__(self, task: Task) -> TaskResult:
         training = task.index % _CYCLE < _TRAINING_STEPS
-        low = self.geometry.batch[0]
-        while True:
-            size = min(self.max_batch, int(task.grow(low, self.geometry.batch[1])))
-            try:
-                return self._step(task, size, training)
-            except torch.OutOfMemoryError:
-                if size <= low:
-                    raise
-                self.oom_backoffs += 1
-                self.max_batch = max(low, size // 2)
-                self.ctx.warn(f"out of GPU memory at batch {size}: backing off to {self.max_batch}")
-                torch.cuda.empty_cache()
+        return self.schedule.run(task, lambda size: self._step(task, size, training))
 
     def _step(self, task: Task, size: int, training: bool) -> TaskResult:
-        if size < self._previous_batch and self.device.type == "cuda":
-            torch.cuda.empty_cache()  # the cycle restarts: let reserved memory fall too
-        self._previous_batch = size
         images, labels = self._batch(task, size)
         result = TaskResult(size=size)
         result.fingerprint_with("train" if training else "infer", size, int(labels.sum()))
@@ -175,19 +162,6 @@ class Trainer:
         return result
 
 
-def _check_learning(ctx: Context, losses: list[float]) -> None:
-    if len(losses) < 4:
-        ctx.check("training loss decreased", False, f"only {len(losses)} training steps")
-        return
-    window = max(2, len(losses) // 4)
-    first, last = sum(losses[:window]) / window, sum(losses[-window:]) / window
-    ctx.check(
-        "training loss decreased",
-        last < first,
-        f"mean loss of the first {window} steps {first:.4f}, of the last {window} {last:.4f}",
-    )
-
-
 def run(ctx: Context) -> None:
     device = select_device(ctx)
     trainer = Trainer(ctx, device)
@@ -202,10 +176,11 @@ def run(ctx: Context) -> None:
     totals = ctx.run_tasks(trainer, processes=False)
     ctx.metric("samples_per_s", totals.rate("samples"), "samples/s", primary=True)
     ctx.metric("estimated_tflops", totals.rate("flops", 1e12), "TFLOP/s")
-    _check_learning(ctx, trainer.losses)
+    check_decreased(ctx, "training loss decreased", trainer.losses)
     if trainer.losses:
         ctx.metric("final_loss", trainer.losses[-1], "nats")
     if trainer.accuracies:
         ctx.metric("inference_accuracy", trainer.accuracies[-1], "fraction")
-    ctx.note("oom_backoffs", trainer.oom_backoffs)
+    ctx.note("compute_dtype", trainer.observed_dtype)
+    record_schedules(ctx, {"batch": trainer.schedule})
     record_peak_memory(ctx, device)

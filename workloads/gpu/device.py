@@ -1,11 +1,40 @@
-"""Choosing and preparing the torch device for a GPU workload (imported by GPU workloads only)."""
+"""What every GPU workload shares (imported by GPU workloads only): choosing and preparing the
+torch device, bf16 autocast, the device-memory bound, the size schedule that rises and falls and
+backs off on out-of-memory errors, and peak memory and FLOP/s figures.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 
 from workloads.runtime.context import Context
 from workloads.runtime.nvml import nvml_probe
+from workloads.runtime.tasks import Task
+
+T = TypeVar("T")
+
+# Share of the free device memory a run may take, and what the CUDA context, cuBLAS and cuDNN
+# hold outside the caching allocator (the envelope's gpu_memory covers both).
+FREE_MEMORY_SHARE = 0.9
+CONTEXT_RESERVE = 768 * 2**20
+
+# Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) from the vendors' data sheets, matched as
+# substrings of torch's lower-cased device name, the most specific first.
+PEAK_BF16_TFLOPS: tuple[tuple[str, float], ...] = (
+    ("gh200", 989.4),
+    ("h200", 989.4),
+    ("h100 pcie", 756.5),
+    ("h100 nvl", 835.5),
+    ("h100", 989.4),
+    ("b200", 2250.0),
+    ("a100", 312.0),
+    ("l40s", 362.1),
+    ("l4", 121.0),
+    ("a10", 125.0),
+)
 
 
 class CudaUnavailable(RuntimeError):
@@ -20,11 +49,12 @@ def select_device(ctx: Context) -> torch.device:
     if requested != "cpu" and torch.cuda.is_available():
         device = torch.device("cuda", torch.cuda.current_device())
         properties = torch.cuda.get_device_properties(device)
-        # TF32 for float32 matmuls and convolutions: the tensor cores' fast path.
+        # TF32 for float32 matmuls, convolutions and RNNs: the tensor cores' fast path.
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
         ctx.use_device("cuda", name=properties.name)
+        ctx.note("gpu_memory_cap_bytes", _cap_allocator(ctx, device, properties.total_memory))
         probe = nvml_probe(f"GPU-{properties.uuid}")
         if probe is not None:
             ctx.add_probe(probe)
@@ -38,12 +68,121 @@ def select_device(ctx: Context) -> torch.device:
     return torch.device("cpu")
 
 
+def _cap_allocator(ctx: Context, device: torch.device, total: int) -> int:
+    """Make the declared bound hard: beyond it the caching allocator raises out-of-memory
+    (which the size schedule backs off from) instead of growing past the envelope."""
+    cap = free_device_memory(device, ctx.workload.envelope.gpu_memory)
+    torch.cuda.set_per_process_memory_fraction(min(1.0, cap / total), device)
+    return cap
+
+
+def usable_device_memory(free: int, envelope: int) -> int:
+    """Bytes the caching allocator may hold, given the device's free bytes and the envelope's
+    gpu_memory (0: none declared)."""
+    usable = free * FREE_MEMORY_SHARE
+    if envelope:
+        usable = min(usable, envelope - CONTEXT_RESERVE)
+    return max(0, int(usable))
+
+
 def free_device_memory(device: torch.device, envelope_bytes: int) -> int:
     """Bytes this run may allocate on ``device``: free memory, capped by the envelope."""
     if device.type != "cuda":
         return 0
     free, _total = torch.cuda.mem_get_info(device)
-    return int(min(free * 0.9, envelope_bytes or free))
+    return usable_device_memory(free, envelope_bytes)
+
+
+def batch_range(
+    room: float, sample_bytes: float, cap: int, scale: float, *, minimum: int = 4
+) -> tuple[int, int]:
+    """The smallest and largest batch: the largest fits ``room`` at ``sample_bytes`` a sample,
+    up to ``cap``, shrunk by the scale; the smallest is a quarter of it, so memory rises and
+    falls fourfold over a cycle."""
+    largest = max(minimum, int(min(cap, room / sample_bytes) * min(scale, 1.0)))
+    return max(1, largest // 4), largest
+
+
+def autocast(device: torch.device) -> torch.autocast:
+    """bf16 autocast on CUDA (tensor cores); disabled on the CPU, where float32 is faster."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class SizeSchedule:
+    """A problem size (batch, sequence length, matrix side) that grows over a cycle of
+    iterations from ``low`` to ``high`` and falls back, so device memory rises and falls.
+
+    At each fall the caching allocator is emptied, so reserved memory falls too. A CUDA
+    out-of-memory error halves the ceiling and retries the step (recorded, never a crash); at
+    the smallest size it ends the run as out-of-memory.
+    """
+
+    def __init__(
+        self,
+        ctx: Context,
+        device: torch.device,
+        low: int,
+        high: int,
+        *,
+        multiple: int = 1,
+        what: str = "batch",
+    ) -> None:
+        self.ctx, self.device, self.what = ctx, device, what
+        self.multiple = multiple
+        self.low, self.high = low, max(low, high)
+        self.ceiling = self.high
+        self.backoffs: list[int] = []  # the sizes that ran out of memory
+        self._previous = 0
+
+    def size(self, task: Task) -> int:
+        wanted = min(self.ceiling, int(task.grow(self.low, self.high)))
+        return max(self.low, wanted // self.multiple * self.multiple)
+
+    def run(self, task: Task, step: Callable[[int], T]) -> T:
+        """``step(size)`` at this iteration's size, backing off on out-of-memory errors."""
+        while True:
+            size = self.size(task)
+            if size < self._previous:
+                release_cached_memory(self.device)
+            self._previous = size
+            try:
+                return step(size)
+            except torch.OutOfMemoryError as error:
+                reason = str(error).splitlines()[0] if str(error) else "out of memory"
+            # Out of the except block, the failed step's frames and tensors are freed.
+            self._back_off(size, reason)
+
+    def _back_off(self, size: int, reason: str) -> None:
+        release_cached_memory(self.device)
+        if size <= self.low:
+            raise MemoryError(f"out of GPU memory at the smallest {self.what} {size}: {reason}")
+        self.backoffs.append(size)
+        halved = max(self.low, size // 2 // self.multiple * self.multiple)
+        self.ceiling = min(self.ceiling, halved)
+        self.ctx.warn(f"out of GPU memory at {self.what} {size}: backing off to {self.ceiling}")
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "range": [self.low, self.high],
+            "ceiling": self.ceiling,
+            "oom_backoffs": len(self.backoffs),
+        }
+
+
+def release_cached_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def record_schedules(ctx: Context, schedules: dict[str, SizeSchedule]) -> None:
+    """Note each schedule's range and back-offs, and their total as ``oom_backoffs``."""
+    ctx.note("sizes", {name: schedule.describe() for name, schedule in schedules.items()})
+    ctx.note("oom_backoffs", sum(len(schedule.backoffs) for schedule in schedules.values()))
 
 
 def record_peak_memory(ctx: Context, device: torch.device) -> None:
@@ -57,6 +196,29 @@ def record_peak_memory(ctx: Context, device: torch.device) -> None:
         )
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def peak_bf16_flops(device_name: str) -> float | None:
+    """The device's dense bf16 peak in FLOP/s, or None for a device not in the table."""
+    name = device_name.lower()
+    return next((tflops * 1e12 for key, tflops in PEAK_BF16_TFLOPS if key in name), None)
+
+
+def record_mfu(ctx: Context, device: torch.device, model_flops_per_s: float) -> None:
+    """Model FLOPs utilisation: model FLOP/s over the device's dense bf16 peak, on CUDA; on
+    the CPU or an unknown device the metric is absent and ``details.mfu`` says why."""
+    if device.type != "cuda":
+        ctx.note("mfu", "not measured on the CPU")
+        return
+    name = torch.cuda.get_device_properties(device).name
+    peak = peak_bf16_flops(name)
+    if peak is None:
+        ctx.note("mfu", f"no dense bf16 peak known for {name!r}")
+        return
+    ctx.note("mfu", f"model FLOP/s over the {peak / 1e12:g} TFLOP/s bf16 peak of {name}")
+    ctx.metric("model_flops_utilisation", model_flops_per_s / peak, "fraction")
+
+
+def task_generator(task: Task, device: torch.device, stream: int = 0) -> torch.Generator:
+    """A generator on ``device`` seeded by (seed, iteration, stream): the same data for the
+    same seed and device, whichever order the iterations ran in."""
+    seed = (task.seed * 1_000_003 + task.index) * 31 + stream
+    return torch.Generator(device=device).manual_seed(seed % 2**63)
