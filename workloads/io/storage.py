@@ -3,6 +3,7 @@
 - ``probe_direct_io`` tries O_DIRECT in a folder (an aligned write and read back) and says
   whether the filesystem supports it; workloads fall back to buffered IO, made to hit storage
   with ``drop_cache``, where it does not.
+- ``choose_io_mode`` probes and records the filesystem and the IO mode in the document.
 - ``aligned_buffer`` gives page-aligned memory (an anonymous mapping) that O_DIRECT needs.
 - ``write_all``, ``fsync_folder`` and ``drop_cache``: durable writes and cold reads.
 - ``percentiles`` and ``report_latencies``: latency metrics with fixed keys (p50 ... p999) in µs.
@@ -16,7 +17,7 @@ import contextlib
 import errno
 import mmap
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -102,17 +103,24 @@ def open_file(path: Path, flags: int, *, direct: bool = False) -> int:
     return os.open(path, flags, 0o600)
 
 
-def note_storage(ctx: Context, folder: Path, direct: DirectIO | None, used: str) -> None:
-    """Record the filesystem, the probe's finding and the IO mode the workload used."""
+def choose_io_mode(ctx: Context, *, wants_direct: bool, buffered: str) -> bool:
+    """Probe O_DIRECT in the run's scratch folder and record, under ``details.storage``, the
+    filesystem type, the probe's finding and the IO mode used: O_DIRECT when the workload wants
+    it and the filesystem supports it, else ``buffered`` (a description). Returns whether to use
+    O_DIRECT."""
+    folder = ctx.scratch_dir()
+    direct = probe_direct_io(folder)
+    use = wants_direct and direct.supported
     mount = mount_of(folder)
     ctx.note(
         "storage",
         {
             "filesystem": mount.fstype if mount else None,
-            "direct_io": direct.to_dict() if direct else None,
-            "io_mode": used,
+            "direct_io": direct.to_dict(),
+            "io_mode": "O_DIRECT" if use else buffered,
         },
     )
+    return use
 
 
 # -- durable writes and cold reads ------------------------------------------------------------
@@ -173,32 +181,38 @@ def throughput(work: dict[str, float], amount: str, seconds: str, workers: int) 
 
 
 # -- bytes the kernel counted -----------------------------------------------------------------
-def _tree_io() -> tuple[int, int]:
-    """Storage bytes read and written by this process, its reaped children and live ones."""
-    process, read, written = psutil.Process(), 0, 0
+def _tree_io() -> tuple[int, int, int, int]:
+    """Bytes of this process, its reaped children and live ones: read from and written to
+    storage, then passed to read and write calls (any file, pipe or socket)."""
+    process, totals = psutil.Process(), [0, 0, 0, 0]
     for member in (process, *process.children(recursive=True)):
         with contextlib.suppress(psutil.Error, AttributeError, NotImplementedError):
             counters = member.io_counters()
-            read += counters.read_bytes
-            written += counters.write_bytes
-    return read, written
+            totals[0] += counters.read_bytes
+            totals[1] += counters.write_bytes
+            totals[2] += getattr(counters, "read_chars", 0)
+            totals[3] += getattr(counters, "write_chars", 0)
+    return totals[0], totals[1], totals[2], totals[3]
 
 
 class KernelBytes:
-    """Counts the bytes the kernel says the process tree moved to and from storage, between
-    ``start()`` and ``stop()`` (workers are reaped by then, so theirs are included)."""
+    """The kernel's byte counts for the process tree between ``start()`` and ``stop()``
+    (workers are reaped by then, so theirs are included): ``read`` and ``written`` reached
+    storage; ``read_calls`` and ``write_calls`` passed through read and write system calls."""
 
     def __init__(self) -> None:
-        self.read = self.written = 0
-        self._start = (0, 0)
+        self.read = self.written = self.read_calls = self.write_calls = 0
+        self._start = (0, 0, 0, 0)
 
     def start(self) -> KernelBytes:
         self._start = _tree_io()
         return self
 
     def stop(self) -> KernelBytes:
-        read, written = _tree_io()
-        self.read, self.written = read - self._start[0], written - self._start[1]
+        now = _tree_io()
+        self.read, self.written, self.read_calls, self.write_calls = (
+            after - before for after, before in zip(now, self._start, strict=True)
+        )
         return self
 
 
@@ -214,7 +228,3 @@ def report_bytes(
         ("kernel_write_mb", kernel.written),
     ):
         ctx.metric(name, value / 1e6, "MB")
-
-
-def sum_work(work: dict[str, float], counters: Iterable[str]) -> float:
-    return sum(work.get(counter, 0.0) for counter in counters)
