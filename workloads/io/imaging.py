@@ -46,7 +46,7 @@ _PSNR_FLOOR = 25.0  # dB: JPEG at this quality on these images (64 px and up) gi
 _BLOB = (64 * KIB, 4 * MIB)  # binary data streamed with each image, at scale 1
 _STREAM_CHUNK = 256 * KIB
 _MEMORY_SHARE = 0.6  # of the memory budget for an image and its copies (about 8 of them)
-_DISK_SHARE = 0.8  # of the disk budget for an image's files (about 3x its raw size)
+_DISK_SHARE = 0.8  # of the disk budget for one image's files (about 3x its raw size)
 
 
 def _gzip() -> Any:
@@ -208,6 +208,17 @@ def _process(image: Image.Image) -> Image.Image:
 
 
 def _one_image(
+    task: Task, folder: Path, number: int, plan: tuple[int, int, int, int], result: TaskResult
+) -> dict[str, Any]:
+    """One image's round trips, processing and stream; its files are removed at the end."""
+    try:
+        return _image_work(task, folder, number, plan, result)
+    finally:
+        for path in folder.glob(f"*-{number}.*"):
+            path.unlink()
+
+
+def _image_work(
     task: Task, folder: Path, number: int, plan: tuple[int, int, int, int], result: TaskResult
 ) -> dict[str, Any]:
     _, width, height, blob_size = plan

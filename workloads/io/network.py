@@ -49,7 +49,6 @@ _RECEIVE_BUFFER = (4 * KIB, 1 * MIB)
 _BURST = (1, 256)  # packets between flushes
 _NOISE = (256 * KIB, 16 * MIB)  # payloads are slices of this much random data
 _DISK_SHARE = 0.8
-_LATENCIES_KEPT = 2000  # per iteration, evenly spaced
 _JOIN_TIMEOUT = 2.0
 
 
@@ -246,7 +245,7 @@ def iteration(task: Task, tcp: bool = True) -> TaskResult:
     path = task.scratch / f"capture-{task.index}.bin"
     sender, receiver = connect(tcp)
     producer = Producer(sender, plan, task.rng)
-    live = Parser(Stream(), sample_every=max(1, plan.packets // _LATENCIES_KEPT))
+    live = Parser(Stream(), sample_every=-(-plan.packets // storage.LATENCIES_KEPT))
     capture = path.open("wb", buffering=plan.receive_buffer)
     try:
         started = time.perf_counter()

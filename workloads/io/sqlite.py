@@ -57,7 +57,11 @@ _AGGREGATE_QUERIES = (10, 100)
 _UPDATE_TRANSACTIONS = (50, 500)
 _UPDATES_PER_TRANSACTION = (1, 20)
 _DATABASE_BYTES = 256 * MIB  # the live data's ceiling at scale 1
-_DISK_SHARE = 0.4  # of the disk budget for live data: room for the WAL and freed pages
+# Shares of the disk budget: live rows (deletes keep them below), rows inserted by one
+# iteration (the file grows by them before the oldest go), and the WAL between checkpoints.
+_LIVE_SHARE, _INSERT_SHARE, _WAL_SHARE = 0.35, 0.15, 0.15
+_ROW_BYTES = 300  # on disk, about: fields, payload and index entry
+_PAGE_BYTES = 4096
 _CACHE = (2 * MIB, 64 * MIB)  # SQLite page cache
 _MEMORY_SHARE = 0.25  # of the memory budget for SQLite's page cache
 _PROGRESS_STEPS = 20_000  # SQLite VM steps between stop checks
@@ -134,16 +138,19 @@ class Database:
         self._task: Task | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def _open(self, folder: Path) -> sqlite3.Connection:
+    def _open(self, folder: Path, disk_budget: int) -> sqlite3.Connection:
         self.path = folder / "orders.sqlite"
         connection = sqlite3.connect(self.path, isolation_level=None)
+        wal = int(disk_budget * _WAL_SHARE) if disk_budget else 1000 * _PAGE_BYTES
         for pragma in (
+            f"page_size = {_PAGE_BYTES}",
             "locking_mode = EXCLUSIVE",  # one connection: the WAL index lives on the heap
             "journal_mode = WAL",
             "synchronous = FULL",  # every commit is fsync'ed
             "temp_store = MEMORY",
             "auto_vacuum = NONE",
-            "journal_size_limit = 16777216",
+            f"wal_autocheckpoint = {max(16, min(1000, wal // _PAGE_BYTES))}",
+            f"journal_size_limit = {wal}",
         ):
             connection.execute(f"PRAGMA {pragma}")
         connection.executescript(_SCHEMA)
@@ -179,7 +186,7 @@ class Database:
         self._task = task
         with self._errors():
             if self.connection is None:
-                self.connection = self._open(task.scratch)
+                self.connection = self._open(task.scratch, task.disk_budget)
             result = _iteration(task, self.connection, self.model)
         self.peak_bytes = max(self.peak_bytes, _file_bytes(self.path))
         return result
@@ -221,6 +228,8 @@ def _transaction(connection: sqlite3.Connection, statement: str, rows: list[tupl
 
 def _insert(task: Task, connection: sqlite3.Connection, model: Model, result: TaskResult) -> None:
     rng, count = task.rng, _scaled(task, _INSERTS)
+    if task.disk_budget:
+        count = max(1, min(count, int(task.disk_budget * _INSERT_SHARE / _ROW_BYTES)))
     category = rng.integers(0, len(_CATEGORIES), count)
     customer = rng.integers(0, _CUSTOMERS, count)
     status = rng.integers(0, len(_STATUSES), count)
@@ -350,7 +359,7 @@ def _retain(task: Task, connection: sqlite3.Connection, model: Model, result: Ta
     """Delete the oldest rows when the live data exceeds its share of the disk."""
     target = _DATABASE_BYTES * task.scale
     if task.disk_budget:
-        target = min(target, task.disk_budget * _DISK_SHARE)
+        target = min(target, task.disk_budget * _LIVE_SHARE)
     live = _live_bytes(connection)
     if live <= target or model.rows < 2:
         return
@@ -409,6 +418,8 @@ def _iteration(task: Task, connection: sqlite3.Connection, model: Model) -> Task
     _retain(task, connection, model, result)
     task.checkpoint()
     _verify(connection, model, result, wrong)
+    for key, values in result.samples.items():
+        result.samples[key] = storage.evenly(values)
     result.size = model.rows
     return result
 

@@ -35,6 +35,9 @@ KIB, MIB = 1 << 10, 1 << 20
 # 4 KiB): 4 KiB satisfies both.
 ALIGNMENT = 4 * KIB
 LATENCY_PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
+# Latency samples an iteration keeps (evenly spaced): enough for percentiles over a run, while
+# what workers send back and the run holds stays small however long the run.
+LATENCIES_KEPT = 4096
 _PROBE_NAME = ".direct-io-probe"
 
 
@@ -165,6 +168,13 @@ def percentiles(values: Sequence[float] | np.ndarray) -> dict[str, float]:
         return {}
     points = np.percentile(np.asarray(values, dtype=np.float64), list(LATENCY_PERCENTILES.values()))
     return {key: float(point) for key, point in zip(LATENCY_PERCENTILES, points, strict=True)}
+
+
+def evenly(values: list[float], limit: int = LATENCIES_KEPT) -> list[float]:
+    """At most ``limit`` of ``values``, evenly spaced (all of them when there are fewer)."""
+    if len(values) <= limit:
+        return values
+    return values[:: -(-len(values) // limit)]
 
 
 def report_latencies(ctx: Context, name: str, values: Sequence[float] | None) -> None:
