@@ -93,9 +93,12 @@ class Layout:
     bodies: np.ndarray  # body id (into pool) of each page; in-place writes change it
     pool: np.ndarray  # (_POOL, _BODY) uint8
     pool_crc: np.ndarray = field(init=False)
+    pool_pages: np.ndarray = field(init=False)  # the bodies as whole pages, headers blank
 
     def __post_init__(self) -> None:
         self.pool_crc = np.array([zlib.crc32(body) for body in self.pool], dtype=np.uint32)
+        self.pool_pages = np.zeros((len(self.pool), PAGE), dtype=np.uint8)
+        self.pool_pages[:, _HEADER:] = self.pool
 
     @classmethod
     def random(cls, file_id: int, size: int, rng: np.random.Generator, pool: np.ndarray) -> Layout:
@@ -109,7 +112,7 @@ class Layout:
     def fill(self, pages: np.ndarray, out: np.ndarray) -> None:
         """Write the expected content of ``pages`` (page numbers) into ``out`` (n x PAGE)."""
         bodies = self.bodies[pages]
-        np.take(self.pool, bodies, axis=0, out=out[:, _HEADER:])
+        out[:] = self.pool_pages[bodies]  # whole rows: far faster than np.take(out=...)
         self._headers(pages, bodies, out)
 
     def headers(self, pages: np.ndarray) -> np.ndarray:
