@@ -10,9 +10,9 @@ Where the filesystem supports O_DIRECT (probed once per run) the file IO bypasse
 cache; elsewhere it is buffered, and the page cache is dropped before each read phase so that
 reads still hit storage. Memory mappings always go through the page cache, which is dropped
 before mapping. The sequential phases keep the device busy while the bytes are produced or
-checked: a helper thread fills (or checks) one buffer while the next block is written (or
-read), as the GIL is released in both. ``bench/io_vs_fio.py`` times these same phase functions
-against fio.
+checked: a helper thread fills the next chunk while this one is written, or checks the last
+chunk while this one is read (the GIL is released on both sides). ``bench/io_vs_fio.py`` times
+these same phase functions against fio.
 
 Every page carries a header (file id, page number, CRC-32 of its body), so any page read can be
 checked against what was written: the sequential read's CRC-32 must equal the writer's, random
