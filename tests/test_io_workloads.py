@@ -8,6 +8,7 @@ import errno
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -20,7 +21,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT, TINY, assert_valid, documents, only_document, run_cli
-from workloads.io import access, network, storage
+from workloads.io import access, network, sqlite, storage
 from workloads.runtime.filesystems import mount_of
 
 IO_WORKLOADS = {
@@ -270,6 +271,18 @@ def test_kernel_bytes_count_what_reached_storage(tmp_path: Path) -> None:
     mount = mount_of(tmp_path)
     if mount is not None and mount.fstype not in ("tmpfs", "ramfs"):
         assert counter.written >= 4 << 20  # tmpfs has no storage to count
+
+
+def test_sqlite_full_is_a_full_disk(tmp_path: Path) -> None:
+    connection = sqlite3.connect(tmp_path / "small.sqlite")
+    connection.execute("PRAGMA max_page_count = 8")  # SQLITE_FULL once the file holds 8 pages
+    connection.execute("CREATE TABLE t (x BLOB)")
+    with pytest.raises(sqlite3.Error) as raised:
+        connection.executemany("INSERT INTO t VALUES (?)", [(b"x" * 4000,)] * 64)
+    connection.close()
+    full = sqlite._full_disk(raised.value, tmp_path / "small.sqlite")
+    assert full is not None and full.errno == errno.ENOSPC
+    assert sqlite._full_disk(sqlite3.OperationalError("no such table: t"), tmp_path) is None
 
 
 # -- io-6's phases and io-4's parser catch damage ---------------------------------------------

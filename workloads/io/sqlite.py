@@ -65,6 +65,7 @@ _PAGE_BYTES = 4096
 _CACHE = (2 * MIB, 64 * MIB)  # SQLite page cache
 _MEMORY_SHARE = 0.25  # of the memory budget for SQLite's page cache
 _PROGRESS_STEPS = 20_000  # SQLite VM steps between stop checks
+_SQLITE_FULL = 13  # SQLite's result code for a full disk (sqlite3.SQLITE_FULL from Python 3.11)
 _SCHEMA = """
 CREATE TABLE orders (
     id INTEGER PRIMARY KEY,
@@ -122,7 +123,9 @@ class Model:
 
 def _full_disk(error: sqlite3.Error, path: Path) -> OSError | None:
     """SQLITE_FULL as the ENOSPC it is, so the run ends as disk-full."""
-    if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+    code = getattr(error, "sqlite_errorcode", None)  # Python 3.11+; the message before
+    # (extended result codes keep the primary one in their low byte)
+    if (code & 0xFF == _SQLITE_FULL) if code is not None else "disk is full" in str(error):
         return OSError(errno.ENOSPC, f"database or disk is full ({error})", str(path))
     return None
 
