@@ -7,15 +7,17 @@ grows and shrinks with the iterations, and for each one:
    them from the page cache, reads them back and decodes them;
 2. processes it: a half-size Lanczos resize, a Gaussian blur, a sharpen and an edge filter,
    and writes the result as PNG, read back the same way;
-3. streams the raw pixels together with a binary blob (a header, a table of floats and random
-   bytes) through a compressor (gzip, bz2 or lzma, in turn) into a file, chunk by chunk as it
-   would arrive, then streams the file back through the decompressor.
+3. streams the raw pixels together with a binary blob (a header, sensor-like records and a
+   random tail) through a compressor (gzip, bz2 or lzma, in turn) into a file, chunk by chunk
+   as it would arrive, then streams the file back through the decompressor.
 
 Checks: the PNG round trips (original and processed) equal the pixels they were made from; the
 JPEG one is within a PSNR floor; the resize has the expected size and keeps the mean brightness;
-the decompressed stream has the SHA-256 of the original bytes. Encoding and compression happen in
-memory, so the file IO is timed on its own. Iterations run in worker processes (the default):
-they share nothing, and Pillow's codecs are CPU-bound.
+the decompressed stream has the SHA-256 of the original bytes. Images are encoded and decoded
+in memory, so their file IO is timed on its own (file MB/s); streams are timed whole, codec
+included (stream MB/s); the primary metric is the input processed per second of iteration.
+Iterations run in worker processes (the default): they share nothing, and the codecs are
+CPU-bound.
 """
 
 from __future__ import annotations
