@@ -295,7 +295,7 @@ def test_access_phases_verify_and_catch_a_damaged_page(tmp_path: Path, direct: b
     path = tmp_path / "data.bin"
     written = access.write_sequential(path, layout, chunk=access.BLOCK, direct=direct)
     read = access.read_sequential(path, layout, chunk=access.BLOCK, direct=direct)
-    assert (read.checksum, read.mismatches, read.bytes) == (written.checksum, 0, layout.size)
+    assert (read.checksum, read.bytes) == (written.checksum, layout.size)
     offsets, lengths = access.random_plan(rng, layout.size, 50, access.RANDOM_SIZES)
     assert access.read_random(path, layout, offsets, lengths, direct=direct).mismatches == 0
     mapped, rewritten = access.mmap_mix(path, layout, rng, 10, 8, direct=direct)

@@ -10,9 +10,9 @@ Where the filesystem supports O_DIRECT (probed once per run) the file IO bypasse
 cache; elsewhere it is buffered, and the page cache is dropped before each read phase so that
 reads still hit storage. Memory mappings always go through the page cache, which is dropped
 before mapping. The sequential phases keep the device busy while the bytes are produced or
-checked: a helper thread fills the next chunk while this one is written, or checks the last
-chunk while this one is read (the GIL is released on both sides). ``bench/io_vs_fio.py`` times
-these same phase functions against fio.
+checked: a helper thread fills the chunks ahead while this one is written, or checks the chunks
+already read while this one is read (the GIL is released on both sides). ``bench/io_vs_fio.py``
+times these same phase functions against fio.
 
 Every page carries a header (file id, page number, CRC-32 of its body), so any page read can be
 checked against what was written: the sequential read's CRC-32 must equal the writer's, random
@@ -27,6 +27,7 @@ import mmap
 import os
 import time
 import zlib
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -54,6 +55,7 @@ _MMAP_READS = (200, 2000)
 _MMAP_WRITES = (100, 1000)
 _DISK_SHARE = 0.9  # of the task's disk budget the files may take
 _BATCH_BYTES = 8 * MIB  # random reads land in a buffer this large, checked when it is full
+_DEPTH = 3  # chunk buffers of the sequential phases: the helper thread may run two chunks apart
 _WORDS = (
     b"GET POST PUT 200 404 500 user order item cache hit miss latency ms request response "
     b"session token disk page block read write sync flush commit queue worker node cluster"
@@ -115,12 +117,6 @@ class Layout:
         out[:] = self.pool_pages[bodies]  # whole rows: far faster than np.take(out=...)
         self._headers(pages, bodies, out)
 
-    def headers(self, pages: np.ndarray) -> np.ndarray:
-        """The expected headers of ``pages`` (n x _HEADER)."""
-        out = np.empty((len(pages), _HEADER), dtype=np.uint8)
-        self._headers(pages, self.bodies[pages], out)
-        return out
-
     def _headers(self, pages: np.ndarray, bodies: np.ndarray, out: np.ndarray) -> None:
         words = out.view(np.uint32)  # magic, file id, page number (two words), CRC, body id
         words[:, 0] = _MAGIC
@@ -147,7 +143,7 @@ class Phase:
     bytes: int = 0
     operations: int = 0
     seconds: float = 0.0
-    mismatches: int = 0  # pages (or whole-file checksums) that differ from the layout
+    mismatches: int = 0  # pages that differ from the layout, for the random phases
     checksum: int = 0  # CRC-32 of the bytes, for the sequential phases
     latencies_us: list[float] = field(default_factory=list)
 
@@ -165,17 +161,17 @@ def _chunk_size(chunk: int, size: int) -> int:
 
 
 def write_sequential(path: Path, layout: Layout, *, chunk: int, direct: bool) -> Phase:
-    """Write the file in BLOCK-sized writes, then fdatasync; the content of the next chunk is
-    generated (and its CRC-32 taken) by a helper thread while this one is written."""
+    """Write the file in BLOCK-sized writes, then fdatasync; a helper thread generates the
+    content of the chunks ahead (and their CRC-32) while this one writes."""
     chunk = _chunk_size(chunk, layout.size)
-    buffers = [storage.aligned_buffer(chunk) for _ in range(2)]
+    buffers = [storage.aligned_buffer(chunk) for _ in range(_DEPTH)]
+    starts = range(0, layout.size, chunk)
     phase, crc = Phase(), [0]
 
     def produce(start: int, buffer: mmap.mmap) -> int:
         length = min(chunk, layout.size - start)
-        pages = np.arange(start // PAGE, (start + length) // PAGE)
-        layout.fill(pages, _pages_view(buffer, length))
-        crc[0] = zlib.crc32(memoryview(buffer)[:length], crc[0])
+        layout.fill(np.arange(start // PAGE, (start + length) // PAGE), _pages_view(buffer, length))
+        crc[0] = zlib.crc32(memoryview(buffer)[:length], crc[0])  # chunks come in order
         return length
 
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
@@ -183,16 +179,15 @@ def write_sequential(path: Path, layout: Layout, *, chunk: int, direct: bool) ->
     try:
         with ThreadPoolExecutor(1, thread_name_prefix="io6-produce") as helper:
             started = time.perf_counter()
-            pending = helper.submit(produce, 0, buffers[0])
-            for number, start in enumerate(range(0, layout.size, chunk)):
-                length = pending.result()
-                if start + chunk < layout.size:
-                    pending = helper.submit(produce, start + chunk, buffers[(number + 1) % 2])
-                view = memoryview(buffers[number % 2])
-                for offset in range(0, length, BLOCK):
-                    piece = view[offset : offset + BLOCK][: length - offset]
-                    phase.bytes += storage.write_all(descriptor, piece, start + offset)
-                    phase.operations += 1
+            ready = deque(
+                helper.submit(produce, start, buffers[number])
+                for number, start in enumerate(starts[:_DEPTH])
+            )
+            for number, start in enumerate(starts):
+                length, buffer = ready.popleft().result(), buffers[number % _DEPTH]
+                _blocks(descriptor, buffer, start, length, phase, write=True)
+                if number + _DEPTH < len(starts):  # this buffer is free for a later chunk
+                    ready.append(helper.submit(produce, starts[number + _DEPTH], buffer))
             os.fdatasync(descriptor)
             phase.seconds = time.perf_counter() - started
         storage.drop_cache(descriptor)
@@ -203,17 +198,14 @@ def write_sequential(path: Path, layout: Layout, *, chunk: int, direct: bool) ->
 
 
 def read_sequential(path: Path, layout: Layout, *, chunk: int, direct: bool) -> Phase:
-    """Read the file in BLOCK-sized reads; a helper thread checks each chunk (CRC-32 and page
-    headers) while the next one is read. ``mismatches`` counts wrong page headers."""
+    """Read the file in BLOCK-sized reads; a helper thread takes the CRC-32 of the chunks
+    already read while this one reads on."""
     chunk = _chunk_size(chunk, layout.size)
-    buffers = [storage.aligned_buffer(chunk) for _ in range(2)]
+    buffers = [storage.aligned_buffer(chunk) for _ in range(_DEPTH)]
     phase, crc = Phase(), [0]
 
-    def check(start: int, length: int, buffer: mmap.mmap) -> None:
-        crc[0] = zlib.crc32(memoryview(buffer)[:length], crc[0])
-        headers = _pages_view(buffer, length)[:, :_HEADER]
-        expected = layout.headers(np.arange(start // PAGE, (start + length) // PAGE))
-        phase.mismatches += int(np.any(headers != expected, axis=1).sum())
+    def check(length: int, buffer: mmap.mmap) -> None:
+        crc[0] = zlib.crc32(memoryview(buffer)[:length], crc[0])  # chunks come in order
 
     descriptor = storage.open_file(path, os.O_RDONLY, direct=direct)
     try:
@@ -222,18 +214,14 @@ def read_sequential(path: Path, layout: Layout, *, chunk: int, direct: bool) -> 
             storage.advise(descriptor, "sequential")
         with ThreadPoolExecutor(1, thread_name_prefix="io6-check") as helper:
             started = time.perf_counter()
-            pending: Future[None] | None = None
+            checking: deque[Future[None]] = deque()
             for number, start in enumerate(range(0, layout.size, chunk)):
-                length = min(chunk, layout.size - start)
-                view = memoryview(buffers[number % 2])
-                for offset in range(0, length, BLOCK):
-                    piece = view[offset : offset + BLOCK][: length - offset]
-                    phase.bytes += os.preadv(descriptor, [piece], start + offset)
-                    phase.operations += 1
-                if pending is not None:
-                    pending.result()
-                pending = helper.submit(check, start, length, buffers[number % 2])
-            if pending is not None:
+                if len(checking) == _DEPTH:  # the oldest buffer must be checked before reuse
+                    checking.popleft().result()
+                length, buffer = min(chunk, layout.size - start), buffers[number % _DEPTH]
+                _blocks(descriptor, buffer, start, length, phase, write=False)
+                checking.append(helper.submit(check, length, buffer))
+            for pending in checking:
                 pending.result()
             phase.seconds = time.perf_counter() - started
         storage.drop_cache(descriptor)
@@ -241,6 +229,20 @@ def read_sequential(path: Path, layout: Layout, *, chunk: int, direct: bool) -> 
         os.close(descriptor)
     phase.checksum = crc[0]
     return phase
+
+
+def _blocks(
+    descriptor: int, buffer: mmap.mmap, start: int, length: int, phase: Phase, *, write: bool
+) -> None:
+    """Write or read ``length`` bytes of ``buffer`` at ``start``, BLOCK bytes per call."""
+    view = memoryview(buffer)
+    for offset in range(0, length, BLOCK):
+        piece = view[offset : min(offset + BLOCK, length)]
+        if write:
+            phase.bytes += storage.write_all(descriptor, piece, start + offset)
+        else:
+            phase.bytes += os.preadv(descriptor, [piece], start + offset)
+        phase.operations += 1
 
 
 def random_plan(
@@ -367,7 +369,7 @@ def mmap_mix(
 @dataclass(frozen=True)
 class _Plan:
     file_sizes: list[int]
-    chunk: int  # bytes of each buffer of the sequential phases (two are held)
+    chunk: int  # bytes of each buffer of the sequential phases (_DEPTH are held)
     random_4k: int
     random_mixed: int
     mmap_reads: int
@@ -384,8 +386,8 @@ def _plan(task: Task) -> _Plan:
     if task.disk_budget:
         total = min(total, task.disk_budget * _DISK_SHARE)
     size = max(16 * PAGE, storage.round_down(int(total / files), PAGE))
-    # Two chunk buffers, the batch buffer and the mapped pages read share the memory budget.
-    chunk = min(task.grow(4 * MIB, 64 * MIB), task.memory_budget / 8)
+    # The chunk buffers, the batch buffer and the mapped pages read share the memory budget.
+    chunk = min(task.grow(4 * MIB, 64 * MIB), task.memory_budget / (4 * _DEPTH))
     mean_mapped_read = (RANDOM_SIZES[1] - RANDOM_SIZES[0]) / np.log(RANDOM_SIZES[1] / PAGE)
     mapped_room = int(task.memory_budget / 4 / mean_mapped_read)
     return _Plan(
@@ -440,7 +442,6 @@ def _file_phases(
     result.fingerprint_with(written.checksum, layout.size, offsets.sum(), lengths.sum())
     return {
         "crc": int(sequential.checksum != written.checksum),
-        "headers": sequential.mismatches,
         "small": small.mismatches,
         "mixed": mixed.mismatches,
         "mapped": mapped_read.mismatches,
@@ -450,7 +451,6 @@ def _file_phases(
 
 _CHECKS = {
     "crc": "sequential read CRC-32 equals the writer's, file by file",
-    "headers": "every page read sequentially carries its own header",
     "small": "random 4 KiB reads equal the pages written",
     "mixed": "random 4 KiB-1 MiB reads equal the pages written",
     "mapped": "memory-mapped reads equal the pages written",
