@@ -162,7 +162,8 @@ def _chunk_size(chunk: int, size: int) -> int:
 
 def write_sequential(path: Path, layout: Layout, *, chunk: int, direct: bool) -> Phase:
     """Write the file in BLOCK-sized writes, then fdatasync; a helper thread generates the
-    content of the chunks ahead (and their CRC-32) while this one writes."""
+    content of the chunks ahead (and their CRC-32) while this one writes. Buffered, each chunk's
+    writeback starts as soon as it is written."""
     chunk = _chunk_size(chunk, layout.size)
     buffers = [storage.aligned_buffer(chunk) for _ in range(_DEPTH)]
     starts = range(0, layout.size, chunk)
@@ -186,6 +187,8 @@ def write_sequential(path: Path, layout: Layout, *, chunk: int, direct: bool) ->
             for number, start in enumerate(starts):
                 length, buffer = ready.popleft().result(), buffers[number % _DEPTH]
                 _blocks(descriptor, buffer, start, length, phase, write=True)
+                if not direct:
+                    storage.start_writeback(descriptor, start, length)
                 if number + _DEPTH < len(starts):  # this buffer is free for a later chunk
                     ready.append(helper.submit(produce, starts[number + _DEPTH], buffer))
             os.fdatasync(descriptor)

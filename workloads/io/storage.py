@@ -155,6 +155,14 @@ def drop_cache(descriptor: int) -> None:
         os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
 
 
+def start_writeback(descriptor: int, offset: int, length: int) -> None:
+    """Start writing a range's dirty pages back without waiting for them (Linux does so for
+    POSIX_FADV_DONTNEED), so that a long buffered write streams to storage as it goes instead of
+    piling dirty pages up for the final fsync, and the page cache it holds stays small."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.posix_fadvise(descriptor, offset, length, os.POSIX_FADV_DONTNEED)
+
+
 def advise(descriptor: int, advice: str) -> None:
     """posix_fadvise by name (``sequential``, ``random``), where the platform has it."""
     with contextlib.suppress(AttributeError, OSError):
