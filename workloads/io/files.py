@@ -9,7 +9,6 @@ reads of 1 KiB-1 MiB, each compared byte for byte with the buffer still held in 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from workloads.io import storage
 from workloads.runtime.context import Context
 from workloads.runtime.tasks import Task, TaskResult
 
@@ -40,19 +40,14 @@ def _plan(task: Task) -> tuple[int, int]:
     return count, max(4 * KIB, int(size) // (4 * KIB) * (4 * KIB))
 
 
-def _drop_cache(descriptor: int) -> None:
-    with contextlib.suppress(AttributeError, OSError):
-        os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
-
-
 def _write(path: Path, data: memoryview, result: TaskResult) -> None:
     started = time.perf_counter()
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         for offset in range(0, len(data), _CHUNK):
-            os.write(descriptor, data[offset : offset + _CHUNK])
+            storage.write_all(descriptor, data[offset : offset + _CHUNK])
         os.fsync(descriptor)
-        _drop_cache(descriptor)
+        storage.drop_cache(descriptor)
     finally:
         os.close(descriptor)
     result.add("write_seconds", time.perf_counter() - started)
@@ -66,7 +61,7 @@ def _read_digest(path: Path, result: TaskResult) -> bytes:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
             result.add("bytes_read", len(chunk))
-        _drop_cache(handle.fileno())  # so the random reads that follow hit the storage too
+        storage.drop_cache(handle.fileno())  # so the random reads that follow hit the storage too
     result.add("read_seconds", time.perf_counter() - started)
     return digest.digest()
 
@@ -132,28 +127,22 @@ def iteration(task: Task) -> TaskResult:
     return result
 
 
-def _rate(totals_work: dict[str, float], amount: str, seconds: str, workers: int) -> float:
-    spent = totals_work.get(seconds, 0.0) / max(workers, 1)
-    return totals_work.get(amount, 0.0) / spent if spent > 0 else 0.0
-
-
 def run(ctx: Context) -> None:
+    # Buffered by design (the data comes from unaligned in-memory buffers): fsync, then the
+    # page cache is dropped so that reads hit storage.
+    storage.choose_io_mode(ctx, wants_direct=False, buffered="buffered, fsync, cache dropped")
+    kernel = storage.KernelBytes().start()
     totals = ctx.run_tasks(iteration, scratch=True)
+    kernel.stop()
     work, workers = totals.work, totals.workers
-    ctx.metric(
-        "write_mb_s",
-        _rate(work, "bytes_written", "write_seconds", workers) / 1e6,
-        "MB/s",
-        primary=True,
-    )
-    ctx.metric("read_mb_s", _rate(work, "bytes_read", "read_seconds", workers) / 1e6, "MB/s")
-    ctx.metric("random_read_iops", _rate(work, "random_reads", "random_seconds", workers), "IOPS")
-    ctx.metric(
-        "random_read_mb_s", _rate(work, "random_bytes", "random_seconds", workers) / 1e6, "MB/s"
-    )
-    latencies = totals.samples.get(_LATENCY_KEY)
-    if latencies:
-        for name, quantile in (("p50", 50), ("p90", 90), ("p99", 99), ("p999", 99.9)):
-            ctx.metric(
-                f"random_read_latency_{name}", float(np.percentile(latencies, quantile)), "us"
-            )
+
+    def rate(amount: str, seconds: str) -> float:
+        return storage.throughput(work, amount, seconds, workers)
+
+    ctx.metric("write_mb_s", rate("bytes_written", "write_seconds") / 1e6, "MB/s", primary=True)
+    ctx.metric("read_mb_s", rate("bytes_read", "read_seconds") / 1e6, "MB/s")
+    ctx.metric("random_read_iops", rate("random_reads", "random_seconds"), "IOPS")
+    ctx.metric("random_read_mb_s", rate("random_bytes", "random_seconds") / 1e6, "MB/s")
+    storage.report_latencies(ctx, "random_read", totals.samples.get(_LATENCY_KEY))
+    issued_read = work.get("bytes_read", 0.0) + work.get("random_bytes", 0.0)
+    storage.report_bytes(ctx, issued_read, work.get("bytes_written", 0.0), kernel)

@@ -1,0 +1,462 @@
+"""io-2: database-like operations with random access (SQLite).
+
+One database per run, a file in the run's scratch folder (so a second run into the same folder
+starts afresh, and the file goes with the scratch folder), on one long-lived connection. The
+iterations therefore run inline (``processes=False``): the table lives across iterations, so
+queries reach rows written long before, as in an application's database; SQLite admits one
+writer at a time anyway.
+
+Each iteration:
+
+1. inserts a batch of rows (customer, category, status, amount, a payload and its CRC-32) in
+   transactions of growing size; the journal is a WAL with ``synchronous=FULL``, so every commit
+   is fsync'ed before it returns;
+2. runs random point queries by id, range queries over ids (count and sum) and aggregate queries
+   (per category, over a customer range, through an index), timing each;
+3. runs small update transactions (amounts of random rows, each commit fsync'ed);
+4. deletes the oldest rows when the live data outgrows its share of the disk budget (SQLite
+   reuses their pages), so the file stays within the budget however long the run;
+5. verifies ``PRAGMA integrity_check``, the row count and the per-category counts and sums
+   against a model held in memory (every live row's category, customer and amount), and every
+   point query against the model and its payload's CRC-32.
+
+SQLite's page cache (``cache_size``) and the batches grow and shrink with the iterations, so
+memory varies within the budget. Temporary data stays in memory (``temp_store``) and the WAL
+index on the heap (exclusive locking), so nothing is written outside the scratch folder. A full
+disk (``SQLITE_FULL``) is raised as ENOSPC: the run ends as disk-full. A progress handler aborts
+a statement as soon as the run must stop.
+"""
+
+from __future__ import annotations
+
+import errno
+import sqlite3
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workloads.io import storage
+from workloads.io.storage import MIB
+from workloads.runtime.context import Context
+from workloads.runtime.tasks import Interrupted, Task, TaskResult
+
+_CATEGORIES = ("books", "games", "garden", "grocery", "health", "music", "sports", "tools")
+_STATUSES = ("new", "paid", "shipped", "returned")
+_CUSTOMERS = 100_000
+_PAYLOAD = (16, 400)  # bytes
+_INSERTS = (5_000, 50_000)  # rows per iteration at scale 1
+_INSERT_BATCH = (100, 5_000)  # rows per insert transaction
+_POINT_QUERIES = (2_000, 20_000)
+_RANGE_QUERIES = (100, 1_000)
+_AGGREGATE_QUERIES = (10, 100)
+_UPDATE_TRANSACTIONS = (50, 500)
+_UPDATES_PER_TRANSACTION = (1, 20)
+_DATABASE_BYTES = 256 * MIB  # the live data's ceiling at scale 1
+# Shares of the disk budget: live rows (deletes keep them below), rows inserted by one
+# iteration (the file grows by them before the oldest go), and the WAL between checkpoints.
+_LIVE_SHARE, _INSERT_SHARE, _WAL_SHARE = 0.35, 0.15, 0.15
+_ROW_BYTES = 300  # on disk, about: fields, payload and index entry
+_PAGE_BYTES = 4096
+_CACHE = (2 * MIB, 64 * MIB)  # SQLite page cache
+_MEMORY_SHARE = 0.25  # of the memory budget for SQLite's page cache
+_PROGRESS_STEPS = 20_000  # SQLite VM steps between stop checks
+_SQLITE_FULL = 13  # SQLite's result code for a full disk (sqlite3.SQLITE_FULL from Python 3.11)
+_SCHEMA = """
+CREATE TABLE orders (
+    id INTEGER PRIMARY KEY,
+    customer INTEGER NOT NULL,
+    category TEXT NOT NULL,
+    status TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    crc INTEGER NOT NULL,
+    version INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX orders_by_customer ON orders (customer);
+"""
+_TRANSACTION_LATENCY = "transaction_latency_us"
+_POINT_LATENCY = "point_query_latency_us"
+
+
+class Model:
+    """Every live row's category, customer and amount, ids ``low`` to ``high - 1``."""
+
+    def __init__(self) -> None:
+        self.low = self.high = 1
+        self.category = np.zeros(0, dtype=np.int8)
+        self.customer = np.zeros(0, dtype=np.int32)
+        self.amount = np.zeros(0, dtype=np.int64)
+
+    @property
+    def rows(self) -> int:
+        return self.high - self.low
+
+    def append(self, category: np.ndarray, customer: np.ndarray, amount: np.ndarray) -> None:
+        self.category = np.concatenate([self.category, category.astype(np.int8)])
+        self.customer = np.concatenate([self.customer, customer.astype(np.int32)])
+        self.amount = np.concatenate([self.amount, amount.astype(np.int64)])
+        self.high += len(category)
+
+    def drop_oldest(self, count: int) -> None:
+        self.category, self.customer = self.category[count:], self.customer[count:]
+        self.amount = self.amount[count:]
+        self.low += count
+
+    def per_category(self, mask: np.ndarray | None = None) -> dict[str, tuple[int, int]]:
+        """{category: (rows, sum of amounts)} over all rows, or those ``mask`` selects."""
+        category = self.category if mask is None else self.category[mask]
+        amount = self.amount if mask is None else self.amount[mask]
+        counts = np.bincount(category, minlength=len(_CATEGORIES))
+        # float64 sums of integers are exact below 2**53 (here at most ~1e12)
+        sums = np.bincount(category, weights=amount, minlength=len(_CATEGORIES))
+        return {
+            name: (int(counts[code]), int(sums[code]))
+            for code, name in enumerate(_CATEGORIES)
+            if counts[code]
+        }
+
+
+def _full_disk(error: sqlite3.Error, path: Path) -> OSError | None:
+    """SQLITE_FULL as the ENOSPC it is, so the run ends as disk-full."""
+    code = getattr(error, "sqlite_errorcode", None)  # Python 3.11+; the message before
+    # (extended result codes keep the primary one in their low byte)
+    if (code & 0xFF == _SQLITE_FULL) if code is not None else "disk is full" in str(error):
+        return OSError(errno.ENOSPC, f"database or disk is full ({error})", str(path))
+    return None
+
+
+class Database:
+    """The run's database and the model of its rows; called once per iteration."""
+
+    def __init__(self) -> None:
+        self.path: Path | None = None
+        self.connection: sqlite3.Connection | None = None
+        self.model = Model()
+        self.peak_bytes = 0  # of the database and its WAL, after an iteration
+        self._task: Task | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def _open(self, folder: Path, disk_budget: int) -> sqlite3.Connection:
+        self.path = folder / "orders.sqlite"
+        connection = sqlite3.connect(self.path, isolation_level=None)
+        wal = int(disk_budget * _WAL_SHARE) if disk_budget else 1000 * _PAGE_BYTES
+        for pragma in (
+            f"page_size = {_PAGE_BYTES}",
+            "locking_mode = EXCLUSIVE",  # one connection: the WAL index lives on the heap
+            "journal_mode = WAL",
+            "synchronous = FULL",  # every commit is fsync'ed
+            "temp_store = MEMORY",
+            "auto_vacuum = NONE",
+            f"wal_autocheckpoint = {max(16, min(1000, wal // _PAGE_BYTES))}",
+            f"journal_size_limit = {wal}",
+        ):
+            connection.execute(f"PRAGMA {pragma}")
+        connection.executescript(_SCHEMA)
+        connection.set_progress_handler(self._should_abort, _PROGRESS_STEPS)
+        return connection
+
+    def _should_abort(self) -> int:
+        return int(self._task is not None and self._task.stopping())
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+        if self.path is not None:
+            for suffix in ("", "-wal", "-journal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """SQLite's errors as the run understands them: a stop, a full disk, or a failure."""
+        try:
+            yield
+        except sqlite3.Error as error:
+            if self._task is not None and self._task.stopping():
+                raise Interrupted from error
+            full = _full_disk(error, self.path or Path())
+            if full is not None:
+                raise full from error
+            raise
+
+    def __call__(self, task: Task) -> TaskResult:
+        assert task.scratch is not None
+        self._task = task
+        with self._errors():
+            if self.connection is None:
+                self.connection = self._open(task.scratch, task.disk_budget)
+            result = _iteration(task, self.connection, self.model)
+        self.peak_bytes = max(self.peak_bytes, _file_bytes(self.path))
+        return result
+
+
+# -- one iteration ----------------------------------------------------------------------------
+def _scaled(task: Task, bounds: tuple[int, int]) -> int:
+    return max(1, int(task.grow(bounds[0] * task.scale, bounds[1] * task.scale)))
+
+
+def _timed(
+    result: TaskResult, counter: str, samples: str | None = None
+) -> Callable[[Callable[[], Any]], Any]:
+    """Run a callable, adding its time to ``<counter>_seconds`` (and to latency samples)."""
+
+    def call(work: Callable[[], Any]) -> Any:
+        started = time.perf_counter()
+        value = work()
+        elapsed = time.perf_counter() - started
+        result.add(f"{counter}_seconds", elapsed)
+        if samples:
+            result.samples.setdefault(samples, []).append(elapsed * 1e6)
+        return value
+
+    return call
+
+
+def _transaction(connection: sqlite3.Connection, statement: str, rows: list[tuple]) -> None:
+    connection.execute("BEGIN")
+    try:
+        connection.executemany(statement, rows)
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:  # SQLite may have rolled back already (a full disk)
+            with suppress(sqlite3.Error):
+                connection.execute("ROLLBACK")
+        raise
+
+
+def _insert(task: Task, connection: sqlite3.Connection, model: Model, result: TaskResult) -> None:
+    rng, count = task.rng, _scaled(task, _INSERTS)
+    if task.disk_budget:
+        count = max(1, min(count, int(task.disk_budget * _INSERT_SHARE / _ROW_BYTES)))
+    category = rng.integers(0, len(_CATEGORIES), count)
+    customer = rng.integers(0, _CUSTOMERS, count)
+    status = rng.integers(0, len(_STATUSES), count)
+    amount = rng.integers(100, 100_000, count)  # cents
+    sizes = rng.integers(_PAYLOAD[0], _PAYLOAD[1] + 1, count)
+    noise = rng.bytes(int(sizes.max()) + count)
+    starts = rng.integers(0, count, count)
+    rows = []
+    for number in range(count):
+        start = int(starts[number])
+        payload = noise[start : start + int(sizes[number])]
+        rows.append(
+            (
+                model.high + number,
+                int(customer[number]),
+                _CATEGORIES[category[number]],
+                _STATUSES[status[number]],
+                int(amount[number]),
+                payload,
+                zlib.crc32(payload),
+            )
+        )
+    batch = _scaled(task, _INSERT_BATCH)
+    timed = _timed(result, "transaction", _TRANSACTION_LATENCY)
+    statement = "INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, 0)"
+    for first in range(0, count, batch):
+        task.checkpoint()
+        chunk = rows[first : first + batch]
+        timed(lambda chunk=chunk: _transaction(connection, statement, chunk))
+        result.add("transactions", 1)
+        result.add("rows_inserted", len(chunk))
+    model.append(category, customer, amount)
+
+
+def _point_queries(
+    task: Task, connection: sqlite3.Connection, model: Model, result: TaskResult
+) -> int:
+    """Random rows by id; returns how many differ from the model or their CRC-32."""
+    ids = task.rng.integers(model.low, model.high, _scaled(task, _POINT_QUERIES))
+    timed = _timed(result, "query", _POINT_LATENCY)
+    statement = "SELECT category, customer, amount, payload, crc FROM orders WHERE id = ?"
+    wrong = 0
+    for number, row_id in enumerate(ids.tolist()):
+        if number % 1000 == 0:
+            task.checkpoint()
+        row = timed(lambda row_id=row_id: connection.execute(statement, (row_id,)).fetchone())
+        at = row_id - model.low
+        wrong += row is None or (
+            row[0] != _CATEGORIES[model.category[at]]
+            or row[1] != model.customer[at]
+            or row[2] != model.amount[at]
+            or zlib.crc32(row[3]) != row[4]
+        )
+    result.add("queries", len(ids))
+    result.fingerprint_with(ids.tobytes())
+    return wrong
+
+
+def _range_queries(
+    task: Task, connection: sqlite3.Connection, model: Model, result: TaskResult
+) -> int:
+    rng, timed, wrong = task.rng, _timed(result, "query"), 0
+    statement = "SELECT count(*), coalesce(sum(amount), 0) FROM orders WHERE id BETWEEN ? AND ?"
+    count = _scaled(task, _RANGE_QUERIES)
+    for _ in range(count):
+        task.checkpoint()
+        first = int(rng.integers(model.low, model.high))
+        last = first + int(rng.integers(10, 1000))
+        found = timed(lambda a=first, b=last: connection.execute(statement, (a, b)).fetchone())
+        window = model.amount[first - model.low : last - model.low + 1]
+        wrong += tuple(found) != (len(window), int(window.sum()))
+    result.add("queries", count)
+    return wrong
+
+
+def _aggregate_queries(
+    task: Task, connection: sqlite3.Connection, model: Model, result: TaskResult
+) -> int:
+    rng, timed, wrong = task.rng, _timed(result, "query"), 0
+    statement = (
+        "SELECT category, count(*), sum(amount) FROM orders "
+        "WHERE customer BETWEEN ? AND ? GROUP BY category"
+    )
+    count = _scaled(task, _AGGREGATE_QUERIES)
+    for _ in range(count):
+        task.checkpoint()
+        low = int(rng.integers(0, _CUSTOMERS))
+        high = low + int(rng.integers(100, 2000))
+        rows = timed(lambda a=low, b=high: connection.execute(statement, (a, b)).fetchall())
+        mask = (model.customer >= low) & (model.customer <= high)
+        wrong += {name: (n, total) for name, n, total in rows} != model.per_category(mask)
+    result.add("queries", count)
+    return wrong
+
+
+def _updates(task: Task, connection: sqlite3.Connection, model: Model, result: TaskResult) -> None:
+    rng = task.rng
+    timed = _timed(result, "transaction", _TRANSACTION_LATENCY)
+    statement = "UPDATE orders SET amount = amount + ?, version = version + 1 WHERE id = ?"
+    for _ in range(_scaled(task, _UPDATE_TRANSACTIONS)):
+        task.checkpoint()
+        size = int(rng.integers(_UPDATES_PER_TRANSACTION[0], _UPDATES_PER_TRANSACTION[1] + 1))
+        ids = rng.integers(model.low, model.high, size)
+        deltas = rng.integers(-500, 501, size)
+        rows = list(zip(deltas.tolist(), ids.tolist(), strict=True))
+        timed(lambda rows=rows: _transaction(connection, statement, rows))
+        np.add.at(model.amount, ids - model.low, deltas)
+        result.add("transactions", 1)
+        result.add("rows_updated", size)
+
+
+def _file_bytes(path: Path | None) -> int:
+    files = [Path(f"{path}{suffix}") for suffix in ("", "-wal")] if path else []
+    return sum(file.stat().st_size for file in files if file.exists())
+
+
+def _pragma(connection: sqlite3.Connection, name: str) -> int:
+    return int(connection.execute(f"PRAGMA {name}").fetchone()[0])
+
+
+def _live_bytes(connection: sqlite3.Connection) -> int:
+    pages = _pragma(connection, "page_count") - _pragma(connection, "freelist_count")
+    return pages * _pragma(connection, "page_size")
+
+
+def _retain(task: Task, connection: sqlite3.Connection, model: Model, result: TaskResult) -> None:
+    """Delete the oldest rows when the live data exceeds its share of the disk."""
+    target = _DATABASE_BYTES * task.scale
+    if task.disk_budget:
+        target = min(target, task.disk_budget * _LIVE_SHARE)
+    live = _live_bytes(connection)
+    if live <= target or model.rows < 2:
+        return
+    drop = min(model.rows - 1, int(model.rows * (1 - 0.8 * target / live)) + 1)
+    cutoff = model.low + drop
+    timed = _timed(result, "transaction", _TRANSACTION_LATENCY)
+    timed(lambda: _transaction(connection, "DELETE FROM orders WHERE id < ?", [(cutoff,)]))
+    result.add("transactions", 1)
+    result.add("rows_deleted", drop)
+    model.drop_oldest(drop)
+
+
+def _verify(
+    connection: sqlite3.Connection, model: Model, result: TaskResult, wrong: dict[str, int]
+) -> None:
+    integrity = [row[0] for row in connection.execute("PRAGMA integrity_check").fetchall()]
+    result.check("PRAGMA integrity_check is ok", integrity == ["ok"], "; ".join(integrity)[:200])
+    count, low, high = connection.execute(
+        "SELECT count(*), min(id), max(id) FROM orders"
+    ).fetchone()
+    expected = (model.rows, model.low, model.high - 1)
+    result.check(
+        "row count and id range equal the model",
+        (count, low, high) == expected,
+        f"{count} rows, ids {low}-{high}; expected {expected[0]}, ids {expected[1]}-{expected[2]}",
+    )
+    rows = connection.execute(
+        "SELECT category, count(*), sum(amount) FROM orders GROUP BY category"
+    ).fetchall()
+    per_category = {name: (n, total) for name, n, total in rows}
+    result.check(
+        "per-category counts and sums equal the model",
+        per_category == model.per_category(),
+        f"{len(per_category)} categories, {model.rows} rows",
+    )
+    for name, label in (
+        ("point", "point queries return the rows as written"),
+        ("range", "range counts and sums equal the model"),
+        ("aggregate", "aggregates over customer ranges equal the model"),
+    ):
+        result.check(label, wrong[name] == 0, f"{wrong[name]} differ")
+    result.fingerprint_with(count, low, high, sorted(per_category.items()))
+
+
+def _iteration(task: Task, connection: sqlite3.Connection, model: Model) -> TaskResult:
+    cache = min(task.grow(*_CACHE), task.memory_budget * _MEMORY_SHARE)
+    connection.execute(f"PRAGMA cache_size = -{max(1024, int(cache) // 1024)}")
+    result = TaskResult()
+    _insert(task, connection, model, result)
+    wrong = {
+        "point": _point_queries(task, connection, model, result),
+        "range": _range_queries(task, connection, model, result),
+        "aggregate": _aggregate_queries(task, connection, model, result),
+    }
+    _updates(task, connection, model, result)
+    _retain(task, connection, model, result)
+    task.checkpoint()
+    _verify(connection, model, result, wrong)
+    for key, values in result.samples.items():
+        result.samples[key] = storage.evenly(values)
+    result.size = model.rows
+    return result
+
+
+def run(ctx: Context) -> None:
+    # SQLite does its own buffered IO; durability comes from fsync at every commit.
+    storage.choose_io_mode(ctx, wants_direct=False, buffered="buffered (SQLite), WAL, fsync")
+    database = Database()
+    kernel = storage.KernelBytes().start()
+    try:
+        totals = ctx.run_tasks(database, processes=False, scratch=True)
+    finally:
+        database.close()
+        kernel.stop()
+    work = totals.work
+
+    def rate(amount: str, seconds: str) -> float:
+        return storage.throughput(work, amount, seconds, 1)
+
+    ctx.metric(
+        "transactions_per_s", rate("transactions", "transaction_seconds"), "tx/s", primary=True
+    )
+    ctx.metric("queries_per_s", rate("queries", "query_seconds"), "queries/s")
+    ctx.metric("rows_inserted_per_s", rate("rows_inserted", "transaction_seconds"), "rows/s")
+    storage.report_latencies(ctx, "transaction", totals.samples.get(_TRANSACTION_LATENCY))
+    storage.report_latencies(ctx, "point_query", totals.samples.get(_POINT_LATENCY))
+    # SQLite's own reads and writes are the bytes passed to the system calls of this process.
+    storage.report_bytes(ctx, kernel.read_calls, kernel.write_calls, kernel)
+    if totals.iterations:
+        ctx.note(
+            "database",
+            {
+                "rows_at_end": database.model.rows,
+                "peak_file_bytes": database.peak_bytes,
+                "sqlite_version": sqlite3.sqlite_version,
+            },
+        )

@@ -1,0 +1,248 @@
+"""What the IO workloads share: direct IO, durable writes, latency percentiles, byte counts.
+
+- ``probe_direct_io`` tries O_DIRECT in a folder (an aligned write and read back) and says
+  whether the filesystem supports it; workloads fall back to buffered IO, made to hit storage
+  with ``drop_cache``, where it does not.
+- ``choose_io_mode`` probes and records the filesystem and the IO mode in the document.
+- ``aligned_buffer`` gives page-aligned memory (an anonymous mapping) that O_DIRECT needs.
+- ``write_all``, ``fsync_folder`` and ``drop_cache``: durable writes and cold reads.
+- ``percentiles`` and ``report_latencies``: latency metrics with fixed keys (p50 ... p999) in µs.
+- ``KernelBytes`` and ``report_bytes``: the bytes the kernel counted for the process tree (what
+  reached storage) next to the bytes the workload issued.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import mmap
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import psutil
+
+from workloads.runtime.filesystems import mount_of
+
+if TYPE_CHECKING:
+    from workloads.runtime.context import Context
+
+KIB, MIB = 1 << 10, 1 << 20
+# O_DIRECT needs offsets, sizes and buffers aligned to the device's logical block (512 B or
+# 4 KiB): 4 KiB satisfies both.
+ALIGNMENT = 4 * KIB
+LATENCY_PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
+# Latency samples an iteration keeps (evenly spaced): enough for percentiles over a run, while
+# what workers send back and the run holds stays small however long the run.
+LATENCIES_KEPT = 4096
+_PROBE_NAME = ".direct-io-probe"
+
+
+# -- direct IO --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DirectIO:
+    supported: bool
+    reason: str  # why not, or how it was verified
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"supported": self.supported, "reason": self.reason}
+
+
+def aligned_buffer(size: int) -> mmap.mmap:
+    """Zeroed memory of ``size`` bytes (rounded up to ALIGNMENT) starting on a page boundary."""
+    return mmap.mmap(-1, max(ALIGNMENT, round_up(size)))
+
+
+def round_up(size: int, unit: int = ALIGNMENT) -> int:
+    return -(-size // unit) * unit
+
+
+def round_down(size: int, unit: int = ALIGNMENT) -> int:
+    return size // unit * unit
+
+
+def probe_direct_io(folder: Path) -> DirectIO:
+    """Whether O_DIRECT works in ``folder``: open, write an aligned block, read it back.
+
+    A full disk is not a missing feature: ENOSPC propagates (the run ends as disk-full).
+    """
+    flag = getattr(os, "O_DIRECT", None)
+    if flag is None:
+        return DirectIO(False, "O_DIRECT is not available on this platform")
+    path = folder / _PROBE_NAME
+    written = aligned_buffer(ALIGNMENT)
+    written[:] = os.urandom(ALIGNMENT)
+    read = aligned_buffer(ALIGNMENT)
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | flag, 0o600)
+    except OSError as error:
+        return _unsupported(error, "open")
+    try:
+        os.pwrite(descriptor, written, 0)
+        os.preadv(descriptor, [read], 0)
+    except OSError as error:
+        return _unsupported(error, "aligned write and read")
+    finally:
+        os.close(descriptor)
+        path.unlink(missing_ok=True)
+    if read[:] != written[:]:
+        return DirectIO(False, "an aligned O_DIRECT write did not read back")
+    return DirectIO(True, f"an aligned {ALIGNMENT} B write read back with O_DIRECT")
+
+
+def _unsupported(error: OSError, step: str) -> DirectIO:
+    if error.errno == errno.ENOSPC:
+        raise error
+    return DirectIO(False, f"O_DIRECT {step} failed: {error.strerror or error}")
+
+
+def open_file(path: Path, flags: int, *, direct: bool = False) -> int:
+    """os.open with O_DIRECT added when ``direct``; new files are private (0o600)."""
+    if direct:
+        flags |= os.O_DIRECT
+    return os.open(path, flags, 0o600)
+
+
+def choose_io_mode(ctx: Context, *, wants_direct: bool, buffered: str) -> bool:
+    """Probe O_DIRECT in the run's scratch folder and record, under ``details.storage``, the
+    filesystem type, the probe's finding and the IO mode used: O_DIRECT when the workload wants
+    it and the filesystem supports it, else ``buffered`` (a description). Returns whether to use
+    O_DIRECT."""
+    folder = ctx.scratch_dir()
+    direct = probe_direct_io(folder)
+    use = wants_direct and direct.supported
+    mount = mount_of(folder)
+    ctx.note(
+        "storage",
+        {
+            "filesystem": mount.fstype if mount else None,
+            "direct_io": direct.to_dict(),
+            "io_mode": "O_DIRECT" if use else buffered,
+        },
+    )
+    return use
+
+
+# -- durable writes and cold reads ------------------------------------------------------------
+def write_all(descriptor: int, data: bytes | memoryview | mmap.mmap, offset: int = -1) -> int:
+    """Write every byte (at ``offset`` with pwrite, else at the file position); returns the
+    count. Short writes are rare on files but legal."""
+    view, done = memoryview(data).cast("B"), 0
+    while done < len(view):
+        chunk = view[done:]
+        wrote = os.write(descriptor, chunk) if offset < 0 else os.pwrite(descriptor, chunk, offset)
+        if offset >= 0:
+            offset += wrote
+        done += wrote
+    return done
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make new or removed names in ``folder`` durable (a file's fsync does not)."""
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def drop_cache(descriptor: int) -> None:
+    """Drop a file's clean pages from the page cache, so the next reads hit storage."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
+
+
+def start_writeback(descriptor: int, offset: int, length: int) -> None:
+    """Start writing a range's dirty pages back without waiting for them (Linux does so for
+    POSIX_FADV_DONTNEED), so that a long buffered write streams to storage as it goes instead of
+    piling dirty pages up for the final fsync, and the page cache it holds stays small."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.posix_fadvise(descriptor, offset, length, os.POSIX_FADV_DONTNEED)
+
+
+def advise(descriptor: int, advice: str) -> None:
+    """posix_fadvise by name (``sequential``, ``random``), where the platform has it."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.posix_fadvise(descriptor, 0, 0, getattr(os, f"POSIX_FADV_{advice.upper()}"))
+
+
+# -- metrics ----------------------------------------------------------------------------------
+def percentiles(values: Sequence[float] | np.ndarray) -> dict[str, float]:
+    """p50, p90, p99 and p999 of ``values`` (empty for no values)."""
+    if len(values) == 0:
+        return {}
+    points = np.percentile(np.asarray(values, dtype=np.float64), list(LATENCY_PERCENTILES.values()))
+    return {key: float(point) for key, point in zip(LATENCY_PERCENTILES, points, strict=True)}
+
+
+def evenly(values: list[float], limit: int = LATENCIES_KEPT) -> list[float]:
+    """At most ``limit`` of ``values``, evenly spaced (all of them when there are fewer)."""
+    if len(values) <= limit:
+        return values
+    return values[:: -(-len(values) // limit)]
+
+
+def report_latencies(ctx: Context, name: str, values: Sequence[float] | None) -> None:
+    """Metrics ``<name>_latency_p50`` ... ``_p999`` in µs (none when nothing was measured)."""
+    for key, value in percentiles(values or []).items():
+        ctx.metric(f"{name}_latency_{key}", value, "us")
+
+
+def throughput(work: dict[str, float], amount: str, seconds: str, workers: int) -> float:
+    """``amount`` per second of the time spent on it: ``seconds`` is summed over workers that
+    ran side by side, so the run's aggregate rate divides by the time per worker."""
+    spent = work.get(seconds, 0.0) / max(workers, 1)
+    return work.get(amount, 0.0) / spent if spent > 0 else 0.0
+
+
+# -- bytes the kernel counted -----------------------------------------------------------------
+def _tree_io() -> tuple[int, int, int, int]:
+    """Bytes of this process, its reaped children and live ones: read from and written to
+    storage, then passed to read and write calls (any file, pipe or socket)."""
+    process, totals = psutil.Process(), [0, 0, 0, 0]
+    for member in (process, *process.children(recursive=True)):
+        with contextlib.suppress(psutil.Error, AttributeError, NotImplementedError):
+            counters = member.io_counters()
+            totals[0] += counters.read_bytes
+            totals[1] += counters.write_bytes
+            totals[2] += getattr(counters, "read_chars", 0)
+            totals[3] += getattr(counters, "write_chars", 0)
+    return totals[0], totals[1], totals[2], totals[3]
+
+
+class KernelBytes:
+    """The kernel's byte counts for the process tree between ``start()`` and ``stop()``
+    (workers are reaped by then, so theirs are included): ``read`` and ``written`` reached
+    storage; ``read_calls`` and ``write_calls`` passed through read and write system calls."""
+
+    def __init__(self) -> None:
+        self.read = self.written = self.read_calls = self.write_calls = 0
+        self._start = (0, 0, 0, 0)
+
+    def start(self) -> KernelBytes:
+        self._start = _tree_io()
+        return self
+
+    def stop(self) -> KernelBytes:
+        now = _tree_io()
+        self.read, self.written, self.read_calls, self.write_calls = (
+            after - before for after, before in zip(now, self._start, strict=True)
+        )
+        return self
+
+
+def report_bytes(
+    ctx: Context, issued_read: float, issued_written: float, kernel: KernelBytes
+) -> None:
+    """Issued against counted bytes, in MB. The kernel counts what reached storage: reads served
+    by the page cache, and anything on tmpfs, count zero; writes count when pages are dirtied."""
+    for name, value in (
+        ("issued_read_mb", issued_read),
+        ("issued_write_mb", issued_written),
+        ("kernel_read_mb", kernel.read),
+        ("kernel_write_mb", kernel.written),
+    ):
+        ctx.metric(name, value / 1e6, "MB")
