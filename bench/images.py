@@ -30,15 +30,25 @@ PREFIX = f"{REGISTRY}/{NAMESPACE}"
 
 
 def sh(*command: str, env: dict[str, str] | None = None) -> str:
-    return subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True,
-                          text=True).stdout
+    return subprocess.run(
+        command, cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    ).stdout
 
 
 def bake(*extra: str) -> float:
     environment = bake_environment() | {"CREATED": "2026-01-01T00:00:00Z"}  # stable configs
     started = time.monotonic()
-    sh("docker", "buildx", "bake", "--file", "docker-bake.hcl", "--set",
-       "*.platform=linux/amd64", *extra, env=environment)
+    sh(
+        "docker",
+        "buildx",
+        "bake",
+        "--file",
+        "docker-bake.hcl",
+        "--set",
+        "*.platform=linux/amd64",
+        *extra,
+        env=environment,
+    )
     return time.monotonic() - started
 
 
@@ -48,8 +58,9 @@ def image(workload_id: str) -> str:
 
 
 def layers(reference: str) -> list[str]:
-    return json.loads(sh("docker", "image", "inspect", "--format", "{{json .RootFS.Layers}}",
-                         reference))
+    return json.loads(
+        sh("docker", "image", "inspect", "--format", "{{json .RootFS.Layers}}", reference)
+    )
 
 
 def unpacked_size(reference: str) -> int:
@@ -59,19 +70,24 @@ def unpacked_size(reference: str) -> int:
 def pulled_size(reference: str) -> int:
     """Compressed layers of the linux/amd64 image in the registry."""
     index = json.loads(sh("docker", "buildx", "imagetools", "inspect", "--raw", reference))
-    digest = next(entry["digest"] for entry in index.get("manifests", [])
-                  if entry.get("platform", {}).get("architecture") == "amd64")
+    digest = next(
+        entry["digest"]
+        for entry in index.get("manifests", [])
+        if entry.get("platform", {}).get("architecture") == "amd64"
+    )
     repository = reference.rsplit(":", 1)[0]
-    manifest = json.loads(sh("docker", "buildx", "imagetools", "inspect", "--raw",
-                             f"{repository}@{digest}"))
+    manifest = json.loads(
+        sh("docker", "buildx", "imagetools", "inspect", "--raw", f"{repository}@{digest}")
+    )
     return sum(layer["size"] for layer in manifest["layers"])
 
 
 def cold_build() -> float:
     sh("docker", "buildx", "prune", "--all", "--force")
     for workload in MANIFEST:
-        subprocess.run(["docker", "rmi", "-f", image(workload.id)], capture_output=True,
-                       check=False)
+        subprocess.run(
+            ["docker", "rmi", "-f", image(workload.id)], capture_output=True, check=False
+        )
     return bake()
 
 
@@ -95,14 +111,25 @@ def warm_rebuild(workload_id: str) -> tuple[float, list[str]]:
 
 
 def plan_summary() -> str:
-    plan = json.loads(sh("docker", "buildx", "bake", "--file", "docker-bake.hcl", "--print",
-                         env={**os.environ, "DOCKER_USERNAME": "me"}))
+    plan = json.loads(
+        sh(
+            "docker",
+            "buildx",
+            "bake",
+            "--file",
+            "docker-bake.hcl",
+            "--print",
+            env={**os.environ, "DOCKER_USERNAME": "me"},
+        )
+    )
     targets = plan["target"]
     images = [name for name in targets if name not in ("base", "base-gpu")]
     tags = sum(len(targets[name]["tags"]) for name in images)
     platforms = sum(len(targets[name]["platforms"]) for name in images)
-    return (f"{len(images)} image targets + 2 bases; {tags} tags; {platforms} image-platforms; "
-            f"groups {sorted(plan['group'])}")
+    return (
+        f"{len(images)} image targets + 2 bases; {tags} tags; {platforms} image-platforms; "
+        f"groups {sorted(plan['group'])}"
+    )
 
 
 def main() -> None:
@@ -120,13 +147,17 @@ def main() -> None:
     print(f"base image: {BASE_IMAGE}")
     if cold is not None:
         print(f"cold build, all 20 (amd64): {cold:.0f} s")
-    print(f"warm rebuild of all 20 after editing {args.edit}: {warm:.1f} s; "
-          f"changed: {', '.join(changed) or 'none'}")
+    print(
+        f"warm rebuild of all 20 after editing {args.edit}: {warm:.1f} s; "
+        f"changed: {', '.join(changed) or 'none'}"
+    )
     print(f"{'image':<40} {'layers':>6} {'unpacked MB':>12} {'pull MB':>9}")
     for workload_id in ("io-1", "cpu-1", "gpu-1"):
         reference = image(workload_id)
-        print(f"{reference.split('/')[-1]:<40} {len(layers(reference)):>6} "
-              f"{unpacked_size(reference) / 1e6:>12.0f} {pulled_size(reference) / 1e6:>9.0f}")
+        print(
+            f"{reference.split('/')[-1]:<40} {len(layers(reference)):>6} "
+            f"{unpacked_size(reference) / 1e6:>12.0f} {pulled_size(reference) / 1e6:>9.0f}"
+        )
 
 
 if __name__ == "__main__":

@@ -142,3 +142,26 @@ def test_readme_documents_every_control_and_keeps_its_two_commands() -> None:
     )
     assert ".venv/bin/pip install -q -e '.[test]' torch==2.13.0" in ci
     assert ".venv/bin/python -m pytest" in ci
+
+
+@pytest.mark.parametrize(
+    "command", [["list", "--json"], ["run", "cpu-1", "--scale", "0.01", "--iterations", "3"]]
+)
+def test_a_reader_that_goes_away_is_not_an_error(command: list[str], tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    extra = ["--results-dir", str(tmp_path)] if command[0] == "run" else []
+    process = subprocess.Popen(
+        [sys.executable, "-m", "workloads", *command, *extra],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # like `| head` that has read enough
+    assert process.wait(timeout=60) == 0
+    assert "Traceback" not in process.stderr.read()
+    if extra:
+        assert len(list(tmp_path.glob("*.json"))) == 1

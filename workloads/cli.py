@@ -157,6 +157,7 @@ COMMANDS = {"list": _list, "describe": _describe, "run": _run}
 def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)  # progress lines reach logs as they happen
+    from workloads.runtime.progress import silence_stdout
     from workloads.runtime.results import ResultsDirError
 
     try:
@@ -166,3 +167,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ManifestError, UsageError, ResultsDirError) as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return EXIT_USAGE
+    except BrokenPipeError:  # list | head: the reader has what it wanted
+        silence_stdout()
+        return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import time
 from typing import Any, TextIO
@@ -10,6 +12,15 @@ from workloads.runtime.sizes import format_size
 
 # Without a terminal (logs, CI, schedulers), one line per this many seconds at most.
 LINE_EVERY = 10.0
+
+
+def silence_stdout() -> None:
+    """The reader of stdout went away (``| head``): send what follows to /dev/null, so neither
+    later lines nor the interpreter's final flush raise BrokenPipeError."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 class ProgressReporter:
@@ -52,10 +63,13 @@ class ProgressReporter:
             self.line(f"{sample['t']:.0f}/{self._duration:.0f} s  {status}")
 
     def line(self, message: str) -> None:
-        if self._bar is not None:
-            self._bar.console.print(f"[{self._label}] {message}", markup=False, highlight=False)
-        else:
-            print(f"[{self._label}] {message}", file=self._stream, flush=True)
+        try:
+            if self._bar is not None:
+                self._bar.console.print(f"[{self._label}] {message}", markup=False, highlight=False)
+            else:
+                print(f"[{self._label}] {message}", file=self._stream, flush=True)
+        except BrokenPipeError:
+            silence_stdout()  # progress is a courtesy: the run and its document go on
 
     def close(self) -> None:
         if self._bar is not None:
