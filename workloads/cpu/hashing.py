@@ -51,6 +51,9 @@ _SCRYPT_PARALLEL = (1, 6)  # scrypt's p: hashlib runs the p lanes one after anot
 _RECORDS = (4_000, 100_000)
 _DISTINCT_SHARE = 0.5  # distinct records drawn, as a share of the records
 _CHECK_EVERY = 1 << 13  # small steps (links, messages, records) between stop checks
+# Iterations per growth cycle: coprime with the rotation of operations and hash
+# functions, so each combination meets every size in turn.
+_GROWTH_PERIOD = 9
 
 ALGORITHMS = (
     "md5",
@@ -134,7 +137,14 @@ def hmac_by_definition(key: bytes, message: bytes, name: str) -> bytes:
 
 
 def _size(task: Task, bounds: tuple[float, float], minimum: int = 1) -> int:
-    return max(minimum, int(task.grow(*(max(minimum, bound * task.scale) for bound in bounds))))
+    return max(
+        minimum,
+        int(
+            task.grow(
+                *(max(minimum, bound * task.scale) for bound in bounds), period=_GROWTH_PERIOD
+            )
+        ),
+    )
 
 
 # -- the operations ------------------------------------------------------------------------------
@@ -228,7 +238,7 @@ def _password(task: Task, name: str, result: TaskResult) -> None:
     if task.index // len(_OPERATIONS) % 2 == 0:
         hash_name = _PBKDF2_HASHES[task.index // (2 * len(_OPERATIONS)) % len(_PBKDF2_HASHES)]
         iterations = max(1_000, int(_PBKDF2_ITERATIONS * task.scale))
-        keys = int(task.grow(*_PBKDF2_KEYS))
+        keys = int(task.grow(*_PBKDF2_KEYS, period=_GROWTH_PERIOD))
         result.size = keys * iterations
         for _ in range(keys):
             task.checkpoint()
@@ -243,7 +253,7 @@ def _password(task: Task, name: str, result: TaskResult) -> None:
         memory = 128 * _SCRYPT_R * (1 << log2_n)
         while memory > task.memory_budget // 2 and log2_n > 4:
             log2_n, memory = log2_n - 1, memory // 2
-        lanes = int(task.grow(*_SCRYPT_PARALLEL))
+        lanes = int(task.grow(*_SCRYPT_PARALLEL, period=_GROWTH_PERIOD))
         result.size = lanes << log2_n
         with timed(result, "scrypt"):
             key = hashlib.scrypt(

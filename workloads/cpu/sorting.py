@@ -101,6 +101,9 @@ DTYPES = (np.dtype(np.int64), np.dtype(np.float64))
 _FEW = 16  # distinct values in a few-distinct input, and groups in a record sort
 _SWAPPED = 0.01  # fraction of elements displaced in a nearly sorted input
 _SAMPLES = 16  # output elements (evenly spaced) that feed the fingerprint
+# Iterations per growth cycle: coprime with the rotation of algorithms, inputs and
+# types, so each combination meets every size in turn.
+_GROWTH_PERIOD = 9
 
 
 # -- inputs and checks -------------------------------------------------------------------------
@@ -159,7 +162,7 @@ def _samples(values: np.ndarray) -> bytes:
 def _size(task: Task, algorithm: Algorithm) -> int:
     low, high = (bound * task.scale for bound in algorithm.sizes)
     high = min(high, task.memory_budget / algorithm.bytes_per_element)
-    return max(_FEW, int(task.grow(min(low, high), high)))
+    return max(_FEW, int(task.grow(min(low, high), high, period=_GROWTH_PERIOD)))
 
 
 def _sort_values(algorithm: Algorithm, values: np.ndarray, result: TaskResult) -> bytes:
