@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """How fully the CPU workloads use their cores, next to stress-ng, on this machine.
 
-    python bench/cpu_vs_stress_ng.py [--duration 20] [--workers 2] [--workloads cpu-1 cpu-5]
+    python bench/cpu_vs_stress_ng.py [--duration 20] [--workers 2] [--repeat 1]
+                                     [--workloads cpu-1 cpu-5] [--no-stress-ng]
 
 For each CPU workload (cpu-1 ... cpu-7), one after another:
 
@@ -15,9 +16,14 @@ For each CPU workload (cpu-1 ... cpu-7), one after another:
 3. Duration accuracy of both runs: process wall time and the document's `wall_seconds` against N.
    Target: within max(1 s, 3 % of N).
 
-It also shows each run's peak memory against the envelope. Run it on a quiet machine: anything
-else running lowers both sides, but not always equally. Exit status 0 when every target is met,
-1 otherwise. stress-ng is a Debian/Ubuntu package: `apt-get install -y stress-ng`.
+It also shows each run's peak memory against the envelope. With --repeat R every measurement is
+taken R times, interleaved, and the median is shown (the worst, for duration errors).
+
+Run it on a quiet machine. The "others" columns show the cores that other processes used during
+each run (system-wide busy time from /proc/stat, less this run's own), and "steal" the cores the
+hypervisor took: when either is above 0.1, the run shared the machine and the CPU figures (the
+ratio and the CPU-based intensity) understate the workload. Exit status: 0 when every target is
+met, 1 otherwise, 2 without stress-ng (a Debian/Ubuntu package: `apt-get install -y stress-ng`).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import os
 import platform
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,12 +48,16 @@ CPU_WORKLOADS = [f"cpu-{number}" for number in range(1, 8)]
 RATIO_TARGET = 0.95
 INTENSITY_TOLERANCE = 10.0  # percentage points
 HALF = 50.0
+QUIET = 0.1  # cores used by others (or stolen) during a run, above which it was not quiet
+NAN = float("nan")
 
 
 @dataclass
 class Measured:
     wall: float  # seconds, process start to exit, as seen from here
     cpu: float  # user + system seconds of the process and all its reaped descendants
+    others: float  # cores other processes kept busy meanwhile
+    steal: float  # cores the hypervisor took meanwhile
     returncode: int
     document: dict[str, Any] | None = None
 
@@ -54,25 +65,43 @@ class Measured:
     def cores(self) -> float:
         return self.cpu / self.wall
 
+    @property
+    def quiet(self) -> bool:
+        return self.others <= QUIET and self.steal <= QUIET
+
+
+def system_cpu() -> tuple[float, float]:
+    """(busy seconds, stolen seconds) of all CPUs since boot, from /proc/stat (NaN elsewhere)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return NAN, NAN
+    tick = os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq) / tick, steal / tick
+
 
 def measure(command: list[str], environment: dict[str, str] | None = None) -> Measured:
     """Run ``command`` to its end; its CPU time comes from RUSAGE_CHILDREN, which the kernel
     credits with every descendant that its parent reaped (stress-ng and the runtime reap all)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy_before, steal_before = system_cpu()
     started = time.monotonic()
     completed = subprocess.run(
         command, cwd=ROOT, env=environment, capture_output=True, text=True, check=False
     )
     wall = time.monotonic() - started
+    busy_after, steal_after = system_cpu()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if completed.returncode != 0:
         print(
-            f"  ! {' '.join(command[:6])}... exited {completed.returncode}: "
+            f"  ! {' '.join(command[:6])} ... exited {completed.returncode}: "
             f"{completed.stderr.strip()[-300:]}",
             file=sys.stderr,
         )
-    return Measured(wall, cpu, completed.returncode)
+    others = max(0.0, (busy_after - busy_before - cpu) / wall)
+    return Measured(wall, cpu, others, (steal_after - steal_before) / wall, completed.returncode)
 
 
 def run_workload(workload: str, workers: int, intensity: int, duration: float) -> Measured:
@@ -81,19 +110,9 @@ def run_workload(workload: str, workers: int, intensity: int, duration: float) -
     with tempfile.TemporaryDirectory(prefix="cloudai-bench-") as folder:
         measured = measure(
             [
-                sys.executable,
-                "-m",
-                "workloads",
-                "run",
-                workload,
-                "--workers",
-                str(workers),
-                "--intensity",
-                str(intensity),
-                "--duration",
-                f"{duration:g}",
-                "--results-dir",
-                folder,
+                *(sys.executable, "-m", "workloads", "run", workload),
+                *("--workers", str(workers), "--intensity", str(intensity)),
+                *("--duration", f"{duration:g}", "--results-dir", folder),
             ],
             environment,
         )
@@ -106,24 +125,120 @@ def run_stress_ng(stress_ng: str, workers: int, duration: float) -> Measured:
     return measure([stress_ng, "--cpu", str(workers), "--timeout", f"{duration:g}s", "--quiet"])
 
 
-def duration_error(measured: Measured, duration: float) -> tuple[float, float]:
-    """(process wall - N, document wall_seconds - N)."""
-    document_wall = measured.document["wall_seconds"] if measured.document else float("nan")
-    return measured.wall - duration, document_wall - duration
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else NAN
 
 
-def _within(value: float, limit: float) -> bool:
-    return abs(value) <= limit
+def _worst(values: list[float]) -> float:
+    return max(values, key=abs)
 
 
-def _mark(passed: bool) -> str:
-    return "ok" if passed else "MISS"
+def _mark(passed: bool, quiet: bool = True) -> str:
+    return ("ok" if passed else "MISS") + ("" if quiet else " (not quiet)")
+
+
+def _document(measured: Measured, *keys: str) -> Any:
+    value: Any = measured.document or {}
+    for key in keys:
+        value = value.get(key, {}) if isinstance(value, dict) else {}
+    return value if value != {} else NAN
+
+
+@dataclass
+class Results:
+    baselines: dict[str, list[Measured]]
+    full: dict[str, list[Measured]]
+    half: dict[str, list[Measured]]
+
+
+def collect(args: argparse.Namespace, stress_ng: str | None) -> Results:
+    results = Results({}, {}, {})
+    for repeat in range(args.repeat):
+        for workload in args.workloads:
+            print(f"  {workload} ({repeat + 1}/{args.repeat}) ...", flush=True)
+            if stress_ng:
+                baseline = run_stress_ng(stress_ng, args.workers, args.duration)
+                results.baselines.setdefault(workload, []).append(baseline)
+            full = run_workload(workload, args.workers, 100, args.duration)
+            results.full.setdefault(workload, []).append(full)
+            half = run_workload(workload, args.workers, 50, args.duration)
+            results.half.setdefault(workload, []).append(half)
+    return results
+
+
+def report_full(results: Results, workers: int, duration: float) -> bool:
+    passed = True
+    print(f"\nCPU use at --workers {workers} --intensity 100, {duration:g} s")
+    print("(cores = CPU seconds / wall seconds of the process tree; ratio = workload / stress-ng)")
+    print(
+        f"{'workload':<9} {'stress-ng':>9} {'others':>7} {'workload':>9} {'others':>7} "
+        f"{'steal':>6} {'ratio':>6} {'peak MiB':>9} {'envelope':>9}  target >= {RATIO_TARGET}"
+    )
+    for workload, runs in results.full.items():
+        baselines = results.baselines.get(workload, [])
+        pairs = zip(runs, baselines, strict=False)  # no baselines with --no-stress-ng
+        ratio = _median([run.cores / base.cores for run, base in pairs])
+        peak = max(_document(run, "resources", "peak_memory_bytes") for run in runs)
+        envelope = _document(runs[0], "workload", "envelope", "memory")
+        ok = all(run.returncode == 0 for run in runs) and peak < envelope
+        ok &= not baselines or ratio >= RATIO_TARGET
+        quiet = all(run.quiet for run in runs + baselines)
+        passed &= ok
+        print(
+            f"{workload:<9} {_median([b.cores for b in baselines]):>9.3f} "
+            f"{_median([b.others for b in baselines]):>7.2f} "
+            f"{_median([r.cores for r in runs]):>9.3f} {_median([r.others for r in runs]):>7.2f} "
+            f"{_median([r.steal for r in runs + baselines]):>6.2f} {ratio:>6.3f} "
+            f"{peak / 2**20:>9.0f} {envelope / 2**20:>9.0f}  {_mark(ok, quiet)}"
+        )
+    return passed
+
+
+def report_half(results: Results, workers: int) -> bool:
+    passed = True
+    print(f"\nIntensity at --intensity 50 (achieved %, target {HALF:g} +- {INTENSITY_TOLERANCE:g})")
+    print(f"{'workload':<9} {'target':>7} {'busy':>7} {'doc cpu':>8} {'CPU time':>9} {'others':>7}")
+    for workload, runs in results.half.items():
+        figures = (
+            _median([_document(run, "load", "achieved_busy_pct") for run in runs]),
+            _median([_document(run, "load", "achieved_cpu_pct") for run in runs]),
+            _median([100 * run.cpu / (run.wall * workers) for run in runs]),
+        )
+        ok = all(run.returncode == 0 for run in runs)
+        ok &= all(abs(value - HALF) <= INTENSITY_TOLERANCE for value in figures)
+        passed &= ok
+        target = _median([_document(run, "load", "target_mean_pct") for run in runs])
+        print(
+            f"{workload:<9} {target:>7.1f} "
+            f"{figures[0]:>7.1f} {figures[1]:>8.1f} {figures[2]:>9.1f} "
+            f"{_median([r.others for r in runs]):>7.2f}  "
+            f"{_mark(ok, all(run.quiet for run in runs))}"
+        )
+    return passed
+
+
+def report_durations(results: Results, duration: float) -> bool:
+    passed, limit = True, max(1.0, 0.03 * duration)
+    print(f"\nDuration accuracy (seconds off {duration:g}; target within {limit:g})")
+    print(f"{'workload':<9} {'run':>13} {'process':>8} {'document':>9}")
+    for workload in results.full:
+        for label, runs in (
+            ("intensity 100", results.full[workload]),
+            ("intensity 50", results.half[workload]),
+        ):
+            process = _worst([run.wall - duration for run in runs])
+            document = _worst([_document(run, "wall_seconds") - duration for run in runs])
+            ok = abs(process) <= limit and abs(document) <= limit
+            passed &= ok
+            print(f"{workload:<9} {label:>13} {process:>+8.2f} {document:>+9.2f}  {_mark(ok)}")
+    return passed
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per run (20)")
     parser.add_argument("--workers", type=int, default=2, help="workers, and stress-ng --cpu (2)")
+    parser.add_argument("--repeat", type=int, default=1, help="measurements of each (1)")
     parser.add_argument("--workloads", nargs="+", default=CPU_WORKLOADS, metavar="ID")
     parser.add_argument(
         "--no-stress-ng",
@@ -131,8 +246,6 @@ def main() -> int:
         help="skip the stress-ng baseline (intensity and duration figures only)",
     )
     args = parser.parse_args()
-    duration, workers = args.duration, args.workers
-    duration_limit = max(1.0, 0.03 * duration)
 
     stress_ng = None if args.no_stress_ng else shutil.which("stress-ng")
     if stress_ng is None and not args.no_stress_ng:
@@ -142,72 +255,24 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
-    runs = len(args.workloads) * (3 if stress_ng else 2)
+    runs = len(args.workloads) * args.repeat * (3 if stress_ng else 2)
     print(
         f"{platform.node()}: {os.cpu_count()} CPUs, load average "
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}, Python {platform.python_version()}; "
-        f"{runs} runs of {duration:g} s (about {runs * (duration + 1.5) / 60:.0f} min)",
+        f"{runs} runs of {args.duration:g} s (about {runs * (args.duration + 1.5) / 60:.0f} min)",
         flush=True,
     )
-
-    full: dict[str, tuple[Measured | None, Measured]] = {}
-    half: dict[str, Measured] = {}
-    for workload in args.workloads:
-        print(f"  {workload} ...", flush=True)
-        baseline = run_stress_ng(stress_ng, workers, duration) if stress_ng else None
-        full[workload] = (baseline, run_workload(workload, workers, 100, duration))
-        half[workload] = run_workload(workload, workers, 50, duration)
-
-    passed = True
-    print(
-        f"\nCPU use at --workers {workers} --intensity 100, {duration:g} s (cores = CPU s / wall s)"
-    )
-    print(
-        f"{'workload':<9} {'stress-ng':>10} {'workload':>9} {'ratio':>6} {'doc cores':>10}"
-        f" {'peak MiB':>9} {'envelope':>9}  target >= {RATIO_TARGET}"
-    )
-    for workload, (baseline, measured) in full.items():
-        document = measured.document or {}
-        resources = document.get("resources", {})
-        envelope = document.get("workload", {}).get("envelope", {}).get("memory", 0)
-        peak = resources.get("peak_memory_bytes", 0)
-        ratio = measured.cores / baseline.cores if baseline else float("nan")
-        ok = (baseline is None or ratio >= RATIO_TARGET) and measured.returncode == 0
-        ok &= peak < envelope
-        passed &= ok
+    results = collect(args, stress_ng)
+    passed = report_full(results, args.workers, args.duration)
+    passed &= report_half(results, args.workers)
+    passed &= report_durations(results, args.duration)
+    everything = [
+        run for group in vars(results).values() for runs in group.values() for run in runs
+    ]
+    if not all(run.quiet for run in everything):
         print(
-            f"{workload:<9} {baseline.cores if baseline else float('nan'):>10.3f} "
-            f"{measured.cores:>9.3f} {ratio:>6.3f} {resources.get('average_cores', 0):>10.3f} "
-            f"{peak / 2**20:>9.0f} {envelope / 2**20:>9.0f}  {_mark(ok)}"
+            f"\nother processes used more than {QUIET} cores during some runs: not a quiet machine"
         )
-
-    print(f"\nIntensity at --intensity 50 (achieved %, target {HALF:g} +- {INTENSITY_TOLERANCE:g})")
-    print(f"{'workload':<9} {'target':>7} {'busy':>7} {'doc cpu':>8} {'CPU time':>9}")
-    for workload, measured in half.items():
-        load = (measured.document or {}).get("load", {})
-        from_cpu = 100 * measured.cpu / (measured.wall * workers)
-        figures = (load.get("achieved_busy_pct", 0.0), load.get("achieved_cpu_pct", 0.0), from_cpu)
-        ok = measured.returncode == 0 and all(
-            _within(value - HALF, INTENSITY_TOLERANCE) for value in figures
-        )
-        passed &= ok
-        print(
-            f"{workload:<9} {load.get('target_mean_pct', 0.0):>7.1f} {figures[0]:>7.1f} "
-            f"{figures[1]:>8.1f} {figures[2]:>9.1f}  {_mark(ok)}"
-        )
-
-    print(f"\nDuration accuracy (seconds off {duration:g}; target within {duration_limit:g})")
-    print(f"{'workload':<9} {'run':>13} {'process':>8} {'document':>9}")
-    for workload in args.workloads:
-        for label, measured in (
-            ("intensity 100", full[workload][1]),
-            ("intensity 50", half[workload]),
-        ):
-            errors = duration_error(measured, duration)
-            ok = all(_within(error, duration_limit) for error in errors)
-            passed &= ok
-            print(f"{workload:<9} {label:>13} {errors[0]:>+8.2f} {errors[1]:>+9.2f}  {_mark(ok)}")
-
     print("\nall targets met" if passed else "\nsome targets missed (MISS above)")
     return 0 if passed else 1
 

@@ -268,7 +268,7 @@ def _sieve(task: Task, result: TaskResult) -> None:
         high = min(low + segment, limit + 1)
         primes = primes_in_window(low, high, base)
         for power in KNOWN_PRIME_COUNTS:
-            if low < power + 1 <= high:
+            if low <= power < high:
                 counts_at_powers[power] = count + int(np.searchsorted(primes, power, "right"))
         records += _gap_records(primes, previous, records[-1][0] if records else 0)
         joined = np.concatenate(([previous], primes)) if previous else primes
