@@ -31,10 +31,12 @@ from workloads.runtime.tasks import Task, TaskResult
 # work grows exponentially (disks, heights, Ackermann's n) shift with log2 of the scale.
 _MEMO_STATES = (2_000, 200_000)
 _ACKERMANN_N = (3, 7)  # A(3, n) takes about 4^(n+1) calls
+_ACKERMANN_DEEPEST = 11  # A(3, n) recurses about 2^(n+3) deep: 16,000 at most, under the limit
 _HANOI_DISKS = (10, 19)
 _TREE_KEYS = (2_000, 50_000)
 _PERFECT_HEIGHT = (10, 17)
 _TREE_NODE_BYTES = 200  # a node (a list of three) and its key, with headroom
+_MEMO_STATE_BYTES = 300  # a memoised state: its dict entry, tuple key and big integer
 _CHECK_EVERY = 1 << 16  # calls between stop checks
 # Iterations per growth cycle: coprime with the four operations (and their variants),
 # so each meets every size in turn.
@@ -214,7 +216,7 @@ def _linear_size(task: Task, bounds: tuple[int, int], minimum: int = 100) -> int
 
 
 def _memo(task: Task, visits: Visits, result: TaskResult) -> None:
-    states = _linear_size(task, _MEMO_STATES)
+    states = min(_linear_size(task, _MEMO_STATES), task.memory_budget // _MEMO_STATE_BYTES)
     if task.index // len(_OPERATIONS) % 2 == 0:
         n = int((4 * states) ** 0.5)  # C(n, n/2) memoises about n^2 / 4 states
         k = n // 2 - int(task.rng.integers(0, n // 8 + 1))
@@ -230,7 +232,7 @@ def _memo(task: Task, visits: Visits, result: TaskResult) -> None:
 
 
 def _ackermann(task: Task, visits: Visits, result: TaskResult) -> None:
-    n = _exponential_size(task, _ACKERMANN_N, base=4.0)
+    n = min(_exponential_size(task, _ACKERMANN_N, base=4.0), _ACKERMANN_DEEPEST)
     small = int(task.rng.integers(n, 20 * n))  # A(2, k) takes about 2 k^2 calls
     cases = [(3, n), (2, small), (1, small)]
     values = [ackermann(m, k, visits) for m, k in cases]
