@@ -138,14 +138,8 @@ def hmac_by_definition(key: bytes, message: bytes, name: str) -> bytes:
 
 
 def _size(task: Task, bounds: tuple[float, float], minimum: int = 1) -> int:
-    return max(
-        minimum,
-        int(
-            task.grow(
-                *(max(minimum, bound * task.scale) for bound in bounds), period=_GROWTH_PERIOD
-            )
-        ),
-    )
+    low, high = (max(minimum, bound * task.scale) for bound in bounds)
+    return max(minimum, int(task.grow(low, high, period=_GROWTH_PERIOD)))
 
 
 # -- the operations ------------------------------------------------------------------------------
@@ -233,41 +227,56 @@ def _chain(task: Task, name: str, result: TaskResult) -> None:
     result.fingerprint_with("chain", name, links, link)
 
 
+def _pbkdf2(task: Task, password: bytes, salt: bytes, result: TaskResult) -> None:
+    """A chain of PBKDF2 derivations, each key the password of the next."""
+    name = _PBKDF2_HASHES[task.index // (2 * len(_OPERATIONS)) % len(_PBKDF2_HASHES)]
+    iterations = max(1_000, int(_PBKDF2_ITERATIONS * task.scale))
+    keys = int(task.grow(*_PBKDF2_KEYS, period=_GROWTH_PERIOD))
+    result.size = keys * iterations
+    for _ in range(keys):
+        task.checkpoint()
+        with timed(result, "pbkdf2"):
+            password = hashlib.pbkdf2_hmac(name, password, salt, iterations)
+        result.fingerprint_with("pbkdf2", name, iterations, password)
+    result.add("pbkdf2_iterations", keys * iterations)
+    result.add("pbkdf2_keys", keys)
+
+
+def _scrypt(task: Task, password: bytes, salt: bytes, result: TaskResult) -> None:
+    """One scrypt derivation: N (memory) follows the scale and the budget, p (time) grows."""
+    log2_n = int(np.clip(round(_SCRYPT_LOG2_N + np.log2(task.scale)), 4, _SCRYPT_LOG2_N))
+    memory = 128 * _SCRYPT_R * (1 << log2_n)
+    while memory > task.memory_budget // 2 and log2_n > 4:
+        log2_n, memory = log2_n - 1, memory // 2
+    lanes = int(task.grow(*_SCRYPT_PARALLEL, period=_GROWTH_PERIOD))
+    result.size = lanes << log2_n
+    with timed(result, "scrypt"):
+        key = hashlib.scrypt(
+            password, salt=salt, n=1 << log2_n, r=_SCRYPT_R, p=lanes, maxmem=2 * memory
+        )
+    result.add("scrypt_keys", 1)
+    result.fingerprint_with("scrypt", log2_n, lanes, key)
+
+
+def password_vectors_hold() -> bool:
+    pbkdf2 = all(
+        hashlib.pbkdf2_hmac(h, p, s, c, length).hex() == expected
+        for h, p, s, c, length, expected in _PBKDF2_VECTORS
+    )
+    scrypt = hashlib.scrypt(b"", salt=b"", n=16, r=1, p=1, dklen=64).hex() == _SCRYPT_VECTOR
+    return pbkdf2 and scrypt
+
+
 def _password(task: Task, name: str, result: TaskResult) -> None:
     rng = task.rng
     password, salt = rng.bytes(int(rng.integers(8, 33))), rng.bytes(16)
     if task.index // len(_OPERATIONS) % 2 == 0:
-        hash_name = _PBKDF2_HASHES[task.index // (2 * len(_OPERATIONS)) % len(_PBKDF2_HASHES)]
-        iterations = max(1_000, int(_PBKDF2_ITERATIONS * task.scale))
-        keys = int(task.grow(*_PBKDF2_KEYS, period=_GROWTH_PERIOD))
-        result.size = keys * iterations
-        for _ in range(keys):
-            task.checkpoint()
-            with timed(result, "pbkdf2"):
-                key = hashlib.pbkdf2_hmac(hash_name, password, salt, iterations)
-            result.fingerprint_with("pbkdf2", hash_name, iterations, key)
-            password = key  # the next key derives from this one: a chain of derivations
-        result.add("pbkdf2_iterations", keys * iterations)
-        result.add("pbkdf2_keys", keys)
+        _pbkdf2(task, password, salt, result)
     else:
-        log2_n = int(np.clip(round(_SCRYPT_LOG2_N + np.log2(task.scale)), 4, _SCRYPT_LOG2_N))
-        memory = 128 * _SCRYPT_R * (1 << log2_n)
-        while memory > task.memory_budget // 2 and log2_n > 4:
-            log2_n, memory = log2_n - 1, memory // 2
-        lanes = int(task.grow(*_SCRYPT_PARALLEL, period=_GROWTH_PERIOD))
-        result.size = lanes << log2_n
-        with timed(result, "scrypt"):
-            key = hashlib.scrypt(
-                password, salt=salt, n=1 << log2_n, r=_SCRYPT_R, p=lanes, maxmem=2 * memory
-            )
-        result.add("scrypt_keys", 1)
-        result.fingerprint_with("scrypt", log2_n, lanes, key)
-    vectors = all(
-        hashlib.pbkdf2_hmac(h, p, s, c, length).hex() == expected
-        for h, p, s, c, length, expected in _PBKDF2_VECTORS
+        _scrypt(task, password, salt, result)
+    result.check(
+        "password hashing reproduces the RFC 6070 and RFC 7914 vectors", password_vectors_hold()
     )
-    vectors &= hashlib.scrypt(b"", salt=b"", n=16, r=1, p=1, dklen=64).hex() == _SCRYPT_VECTOR
-    result.check("password hashing reproduces the RFC 6070 and RFC 7914 vectors", vectors)
 
 
 def record_text(identity: int) -> str:
