@@ -21,7 +21,7 @@ import numpy as np
 import psutil
 import pytest
 
-from tests.conftest import ROOT, TINY, assert_valid, only_document, run_cli
+from tests.conftest import FIXTURES, ROOT, TINY, assert_valid, only_document, run_cli
 from workloads.cpu import compression, hashing, montecarlo, primes, recursion, sorting
 from workloads.runtime.tasks import Task, TaskResult
 
@@ -83,6 +83,7 @@ WORKLOADS: dict[str, tuple[str, set[str]]] = {
         {"round trips give back the original bytes", "encodings have their closed-form lengths"},
     ),
 }
+_MODULES = ("primes", "sorting", "hashing", "montecarlo", "recursion", "compression")
 ITERATIONS = 24  # covers every operation of each workload (cpu-7 has the most: eleven codecs)
 
 
@@ -197,6 +198,19 @@ def test_sigterm_leaves_a_partial_document_within_two_seconds(workload: str, res
     assert not [
         child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE
     ], "orphaned workers"
+
+
+def test_cpu_workloads_never_import_torch() -> None:
+    modules = ", ".join(f"workloads.cpu.{name}" for name in _MODULES)
+    imported = subprocess.run(
+        [sys.executable, "-c", f"import {modules}"],
+        env={**os.environ, "PYTHONPATH": str(FIXTURES / "torch_tripwire")},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert imported.returncode == 0, imported.stderr
 
 
 # -- in-process helpers --------------------------------------------------------------------------
