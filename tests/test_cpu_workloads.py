@@ -128,6 +128,7 @@ def test_tiny_runs_are_verified_valid_and_seeded(workload: str, results: Path) -
     assert again["verification"]["digest"] == verification["digest"]
     assert again["metrics"]["problem_sizes"] == document["metrics"]["problem_sizes"]
     assert other["verification"]["digest"] != verification["digest"]
+    assert other["metrics"]["problem_sizes"] != document["metrics"]["problem_sizes"]
     assert other["verification"]["passed"]
 
 
