@@ -159,16 +159,30 @@ def test_two_workers_keep_more_than_one_core_busy_within_the_envelope(
     assert document["resources"]["peak_memory_bytes"] < envelope
 
 
-def _workers_started(pid: int, count: int, timeout: float = 5.0) -> list[psutil.Process]:
-    """The run's process tree once ``count`` spawned workers are up (so the stop reaches them)."""
+def _workers_started(
+    pid: int, count: int, timeout: float = 5.0
+) -> tuple[list[psutil.Process], list[psutil.Process]]:
+    """(spawned workers, other descendants) once ``count`` workers are up, so a stop reaches
+    them. The others are multiprocessing's resource tracker, which exits when the run does."""
     deadline = time.monotonic() + timeout
     while True:
-        children = psutil.Process(pid).children(recursive=True)
-        with contextlib.suppress(psutil.Error):
-            spawned = [child for child in children if "spawn_main" in " ".join(child.cmdline())]
-            if len(spawned) >= count or time.monotonic() > deadline:
-                return children
+        workers, others = [], []
+        for child in psutil.Process(pid).children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                spawned = "spawn_main" in " ".join(child.cmdline())
+                (workers if spawned else others).append(child)
+        if len(workers) >= count or time.monotonic() > deadline:
+            return workers, others
         time.sleep(0.05)
+
+
+def _alive(processes: list[psutil.Process]) -> list[psutil.Process]:
+    def running(process: psutil.Process) -> bool:
+        with contextlib.suppress(psutil.Error):
+            return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+        return False
+
+    return [process for process in processes if running(process)]
 
 
 @pytest.mark.parametrize("workload", WORKLOADS)
@@ -183,7 +197,7 @@ def test_sigterm_leaves_a_partial_document_within_two_seconds(workload: str, res
         stderr=subprocess.DEVNULL,
     )
     time.sleep(1.0)
-    children = _workers_started(process.pid, 2)
+    workers, others = _workers_started(process.pid, 2)
     signalled = time.monotonic()
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=10)
@@ -196,9 +210,12 @@ def test_sigterm_leaves_a_partial_document_within_two_seconds(workload: str, res
         "signal",
         "SIGTERM",
     )
-    assert not [
-        child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE
-    ], "orphaned workers"
+    assert len(workers) == 2
+    assert not _alive(workers), "orphaned workers"
+    deadline = time.monotonic() + 1.0  # the resource tracker ends once it sees the run end
+    while _alive(others) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _alive(others), "a helper process outlived the run"
 
 
 def test_cpu_workloads_never_import_torch() -> None:
