@@ -64,7 +64,9 @@ def layers(reference: str) -> list[str]:
 
 
 def unpacked_size(reference: str) -> int:
-    return int(sh("docker", "image", "inspect", "--format", "{{.Size}}", reference))
+    """Bytes of the image's filesystem (the containerd store reports compressed content)."""
+    kib = sh("docker", "run", "--rm", "--entrypoint", "du", reference, "-skx", "/").split()[0]
+    return int(kib) * 1024
 
 
 def pulled_size(reference: str) -> int:
@@ -152,6 +154,11 @@ def main() -> None:
         f"changed: {', '.join(changed) or 'none'}"
     )
     print(f"{'image':<40} {'layers':>6} {'unpacked MB':>12} {'pull MB':>9}")
+    local_base = f"{BASE_IMAGE}-amd64"  # scripts/docker-up's per-architecture tag
+    print(
+        f"{'stand-in base python:3.11':<40} {len(layers(local_base)):>6} "
+        f"{unpacked_size(local_base) / 1e6:>12.0f} {pulled_size(BASE_IMAGE) / 1e6:>9.0f}"
+    )
     for workload_id in ("io-1", "cpu-1", "gpu-1"):
         reference = image(workload_id)
         print(

@@ -344,3 +344,32 @@ def test_cuda_requested_without_cuda_fails_clearly(results: Path) -> None:
     assert completed.returncode == 1
     assert "--device cuda was requested" in completed.stderr
     assert only_document(results)["status"] == "failed"
+
+
+@pytest.mark.parametrize("command", [["-m", "workloads", "run", "cpu-1"], ["cpu_process_1.py"]])
+def test_a_stop_during_start_up_still_leaves_a_document(command: list[str], results: Path) -> None:
+    # Schedulers cancel tasks right after starting them: 0.15 s is before the imports are done.
+    process = subprocess.Popen(
+        [sys.executable, *command, "--duration", "60", "--results-dir", str(results)],
+        cwd=LAUNCHERS if command[0].endswith(".py") else ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.15)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 128 + signal.SIGTERM
+    document = only_document(results)
+    assert_valid(document)
+    assert (document["status"], document["signal"]) == ("terminated", "SIGTERM")
+
+
+def test_a_stop_before_list_ends_it_as_the_signal_would() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "workloads", "list"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) in (-signal.SIGTERM, 0)  # 0 if it had already finished

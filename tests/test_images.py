@@ -389,3 +389,46 @@ def test_docker_stop_leaves_a_partial_document(pushed_images: str, tmp_path: Pat
     document = only_document(output)
     assert (document["status"], document["signal"]) == ("terminated", "SIGTERM")
     assert next(output.iterdir()).stat().st_uid == 1234  # written as the folder's owner
+
+
+def _compose(*args: str, results: Path) -> subprocess.CompletedProcess[str]:
+    environment = {
+        **os.environ,
+        "REGISTRY": REGISTRY,
+        "NAMESPACE": NAMESPACE,
+        "RESULTS_DIR": str(results),
+        "CLOUDAI_DURATION": "3",
+        "CLOUDAI_SCALE": "0.05",
+    }
+    return subprocess.run(
+        ["docker", "compose", *args],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.mark.docker
+def test_compose_run_one_variant(pushed_images: str, tmp_path: Path) -> None:
+    completed = _compose("run", "--rm", "cpu-3", results=tmp_path)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    document = only_document(tmp_path)
+    assert document["workload"]["id"] == "cpu-3"
+    assert document["params"]["sources"]["duration"] == "env"  # CLOUDAI_* passed through
+    assert document["limits"]["cpu_quota"] == MANIFEST.get("cpu-3").envelope.cpus
+
+
+@pytest.mark.docker
+def test_compose_profile_up_runs_the_whole_category(pushed_images: str, tmp_path: Path) -> None:
+    try:
+        completed = _compose("--profile", "io", "up", results=tmp_path)
+        assert completed.returncode == 0, completed.stderr[-2000:]
+    finally:
+        _compose("--profile", "io", "down", results=tmp_path)
+    found = sorted(
+        json.loads(path.read_text())["workload"]["id"] for path in tmp_path.glob("*.json")
+    )
+    assert found == [workload.id for workload in MANIFEST if workload.category == "io"]

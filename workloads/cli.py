@@ -159,10 +159,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.reconfigure(line_buffering=True)  # progress lines reach logs as they happen
     from workloads.runtime.progress import silence_stdout
     from workloads.runtime.results import ResultsDirError
+    from workloads.runtime.signals import release_early
 
     try:
         manifest = get_manifest()
         args = build_parser().parse_args(argv)
+        if args.command != "run":
+            release_early()
         return COMMANDS[args.command](args, manifest)
     except (ManifestError, UsageError, ResultsDirError) as err:
         print(f"error: {err}", file=sys.stderr, flush=True)

@@ -12,7 +12,11 @@ from pathlib import Path
 # Importable from a checkout as well as from an installed package.
 sys.path.insert(1, str(Path(__file__).resolve().parents[2]))
 
-from workloads.cli import main
+from workloads.runtime.signals import capture_early
+
+capture_early()  # before the heavy imports: a stop during start-up still gets its document
+
+from workloads.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main(["run", "cpu-5", *sys.argv[1:]]))

@@ -1,12 +1,40 @@
-"""SIGTERM, SIGINT and SIGHUP become a stop request; the run then ends within 2 s."""
+"""SIGTERM, SIGINT and SIGHUP become a stop request; the run then ends within 2 s.
+
+Entry points call ``capture_early()`` first thing, so a signal that arrives while the program is
+still importing is kept, and the run that follows ends at once with its document rather than the
+process dying silently (schedulers do cancel tasks right after starting them).
+"""
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from types import FrameType
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+_pending: list[int] = []
+
+
+def _remember(number: int, frame: FrameType | None) -> None:
+    _pending.append(number)
+
+
+def capture_early() -> None:
+    """Keep stop signals until a run takes them over (or ``release_early`` replays them)."""
+    for number in STOP_SIGNALS:
+        signal.signal(number, _remember)
+
+
+def release_early() -> None:
+    """For commands that start no run: default handling again, and a kept signal delivered."""
+    for number in STOP_SIGNALS:
+        if signal.getsignal(number) is _remember:
+            signal.signal(
+                number, signal.default_int_handler if number == signal.SIGINT else signal.SIG_DFL
+            )
+    if _pending:
+        os.kill(os.getpid(), _pending[0])
 
 
 class StopOnSignal:
@@ -19,6 +47,8 @@ class StopOnSignal:
         if threading.current_thread() is threading.main_thread():
             for number in STOP_SIGNALS:
                 self._previous[number] = signal.signal(number, self._handle)
+            if _pending:  # a stop that came while the program was starting
+                self._handle(_pending[0], None)
         return self
 
     def __exit__(self, *exc: object) -> None:
