@@ -210,6 +210,31 @@ def test_compose_config_is_valid_for_every_profile(profile: str) -> None:
 REGISTRY = "localhost:5000"
 NAMESPACE = "cloudai-test"
 BASE_IMAGE = f"{REGISTRY}/cloudai/python:3.11"
+ARM64 = "linux/arm64"
+
+
+def _docker(*args: str, check: bool = True, timeout: float = 600) -> str:
+    return subprocess.run(
+        ["docker", *args], capture_output=True, text=True, check=check, timeout=timeout
+    ).stdout
+
+
+def _base_platforms() -> set[str]:
+    """Platforms of the base image in the local registry (empty when there is none)."""
+    probe = subprocess.run(
+        ["docker", "buildx", "imagetools", "inspect", "--raw", BASE_IMAGE],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if probe.returncode:
+        return set()
+    index = json.loads(probe.stdout)
+    return {
+        f"{m['platform']['os']}/{m['platform']['architecture']}"
+        for m in index.get("manifests", [])
+        if "platform" in m
+    }
 
 
 def _engine_ready() -> str | None:
@@ -218,12 +243,14 @@ def _engine_ready() -> str | None:
         return "no docker client"
     if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode:
         return "no Docker engine running (scripts/docker-up starts one)"
-    probe = subprocess.run(
-        ["docker", "buildx", "imagetools", "inspect", BASE_IMAGE], capture_output=True, check=False
-    )
-    if probe.returncode:
+    if not _base_platforms():
         return f"no base image {BASE_IMAGE} in a local registry (scripts/docker-up makes one)"
     return None
+
+
+def _emulates_arm64() -> bool:
+    """scripts/docker-up --arm64 registers QEMU and publishes an arm64 base image."""
+    return ARM64 in _base_platforms() and ARM64 in _docker("buildx", "inspect", check=False)
 
 
 def _wheelhouse() -> str:
@@ -242,27 +269,21 @@ def bake_environment() -> dict[str, str]:
     }
 
 
+def expected_platforms(workload: Any) -> list[str]:
+    return [p for p in workload.platforms if p != ARM64 or _emulates_arm64()]
+
+
 @pytest.fixture(scope="session")
 def pushed_images() -> str:
+    """All 20 targets built for their manifest platforms (arm64 where emulated) and pushed."""
     reason = _engine_ready()
     if reason:
         pytest.skip(reason)
+    command = ["docker", "buildx", "bake", "--file", "docker-bake.hcl", "--push"]
+    if not _emulates_arm64():
+        command[5:5] = ["--set", "*.platform=linux/amd64"]
     completed = subprocess.run(
-        [
-            "docker",
-            "buildx",
-            "bake",
-            "--file",
-            "docker-bake.hcl",
-            "--set",
-            "*.platform=linux/amd64",
-            "--push",
-        ],
-        cwd=ROOT,
-        env=bake_environment(),
-        capture_output=True,
-        text=True,
-        check=False,
+        command, cwd=ROOT, env=bake_environment(), capture_output=True, text=True, check=False
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
     return f"{REGISTRY}/{NAMESPACE}"
@@ -273,49 +294,39 @@ def _image(prefix: str, workload_id: str) -> str:
     return f"{prefix}/cloudai-{workload.category}-intensive:{workload.number}"
 
 
-@pytest.mark.docker
-def test_every_tag_is_in_the_registry(pushed_images: str) -> None:
-    for workload in MANIFEST:
-        completed = subprocess.run(
-            ["docker", "buildx", "imagetools", "inspect", _image(pushed_images, workload.id)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert completed.returncode == 0, completed.stderr
-    for category in ("io", "cpu", "gpu"):
-        latest = f"{pushed_images}/cloudai-{category}-intensive:latest"
-        first = f"{pushed_images}/cloudai-{category}-intensive:1"
-        digests = [
-            json.loads(
-                subprocess.run(
-                    [
-                        "docker",
-                        "buildx",
-                        "imagetools",
-                        "inspect",
-                        "--format",
-                        "{{json .Manifest}}",
-                        ref,
-                    ],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                ).stdout
-            )["digest"]
-            for ref in (latest, first)
-        ]
-        assert digests[0] == digests[1], f"{category}: latest is not variant 1"
+def _index(reference: str) -> dict[str, Any]:
+    return json.loads(_docker("buildx", "imagetools", "inspect", "--raw", reference))
+
+
+def _platforms(index: dict[str, Any]) -> list[str]:
+    return sorted(
+        f"{m['platform']['os']}/{m['platform']['architecture']}"
+        for m in index["manifests"]
+        if m.get("platform", {}).get("os") not in (None, "unknown")
+    )  # attestations
 
 
 @pytest.mark.docker
-@pytest.mark.parametrize("workload_id", ["io-1", "cpu-3", "gpu-2"])
-def test_pulled_image_runs_like_the_real_worker(
+@pytest.mark.parametrize("workload_id", MANIFEST.ids)
+def test_every_tag_has_its_platforms(pushed_images: str, workload_id: str) -> None:
+    workload = MANIFEST.get(workload_id)
+    index = _index(_image(pushed_images, workload_id))
+    assert _platforms(index) == sorted(expected_platforms(workload))
+    if workload.number == 1:
+        latest = _index(f"{pushed_images}/cloudai-{workload.category}-intensive:latest")
+        assert latest == index, f"{workload.category}: latest is not variant 1"
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("workload_id", MANIFEST.ids)
+def test_every_variant_runs_like_the_real_worker(
     pushed_images: str, workload_id: str, tmp_path: Path
 ) -> None:
+    """Pulled, then run as the worker does: a TTY, a CPU quota, a memory limit, a host folder at
+    /output and its launcher through /bin/sh -c."""
     image = _image(pushed_images, workload_id)
-    subprocess.run(["docker", "rmi", "-f", image], capture_output=True, check=False)
-    subprocess.run(["docker", "pull", "-q", image], capture_output=True, check=True)
+    _docker("rmi", "-f", image, check=False)
+    _docker("pull", "-q", image)
     output = tmp_path / "output"
     output.mkdir()
     launcher = MANIFEST.get(workload_id).launcher
@@ -345,10 +356,57 @@ def test_pulled_image_runs_like_the_real_worker(
     document = only_document(output)
     assert_valid(document)
     assert document["workload"]["id"] == workload_id
-    assert document["verification"]["passed"]
+    assert (document["status"], document["verification"]["passed"]) == ("completed", True)
     assert document["limits"]["cpu_quota"] == pytest.approx(1.5)
     assert document["limits"]["memory_limit"] == 1 << 30
     assert document["environment"]["container"] is True
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(
+    "workload_id",
+    [
+        next(w.id for w in MANIFEST if w.category == category and ARM64 in w.platforms)
+        for category in ("io", "cpu", "gpu")
+        if any(w.category == category and ARM64 in w.platforms for w in MANIFEST)
+    ],
+)
+def test_arm64_variant_runs_under_emulation(
+    pushed_images: str, workload_id: str, tmp_path: Path
+) -> None:
+    if not _emulates_arm64():
+        pytest.skip("no arm64 emulation or arm64 base image (scripts/docker-up --arm64)")
+    output = tmp_path / "output"
+    output.mkdir()
+    workload = MANIFEST.get(workload_id)
+    completed = subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--platform",
+            ARM64,
+            "--pull",
+            "always",
+            "-v",
+            f"{output}:/output",
+            _image(pushed_images, workload_id),
+            "python",
+            workload.launcher,
+            "--duration",
+            "20",
+            "--scale",
+            "0.02",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
+    document = only_document(output)
+    assert document["environment"]["machine"] == "aarch64"
+    assert document["verification"]["passed"]
 
 
 @pytest.mark.docker
@@ -356,36 +414,26 @@ def test_docker_stop_leaves_a_partial_document(pushed_images: str, tmp_path: Pat
     output = tmp_path / "output"
     output.mkdir()
     os.chown(output, 1234, 1234)  # a folder the image's own user may not write
-    container = subprocess.run(
-        [
-            "docker",
-            "run",
-            "-d",
-            "-t",
-            "-v",
-            f"{output}:/output",
-            _image(pushed_images, "cpu-1"),
-            "/bin/sh",
-            "-c",
-            "python cpu_process_1.py --duration 120",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    container = _docker(
+        "run",
+        "-d",
+        "-t",
+        "-v",
+        f"{output}:/output",
+        _image(pushed_images, "cpu-1"),
+        "/bin/sh",
+        "-c",
+        "python cpu_process_1.py --duration 120",
+    ).strip()
     try:
         time.sleep(3)
         stopped = time.monotonic()
-        subprocess.run(["docker", "stop", "-t", "5", container], capture_output=True, check=True)
+        _docker("stop", "-t", "5", container)
         assert time.monotonic() - stopped < 5
-        state = json.loads(
-            subprocess.run(
-                ["docker", "inspect", container], capture_output=True, text=True, check=True
-            ).stdout
-        )[0]["State"]
+        state = json.loads(_docker("inspect", container))[0]["State"]
         assert state["ExitCode"] == 143
     finally:
-        subprocess.run(["docker", "rm", "-f", container], capture_output=True, check=False)
+        _docker("rm", "-f", container, check=False)
     document = only_document(output)
     assert (document["status"], document["signal"]) == ("terminated", "SIGTERM")
     assert next(output.iterdir()).stat().st_uid == 1234  # written as the folder's owner
@@ -422,13 +470,16 @@ def test_compose_run_one_variant(pushed_images: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.docker
-def test_compose_profile_up_runs_the_whole_category(pushed_images: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("category", ["io", "cpu"])
+def test_compose_profile_up_runs_the_whole_category(
+    pushed_images: str, category: str, tmp_path: Path
+) -> None:
     try:
-        completed = _compose("--profile", "io", "up", results=tmp_path)
+        completed = _compose("--profile", category, "up", results=tmp_path)
         assert completed.returncode == 0, completed.stderr[-2000:]
     finally:
-        _compose("--profile", "io", "down", results=tmp_path)
+        _compose("--profile", category, "down", results=tmp_path)
     found = sorted(
         json.loads(path.read_text())["workload"]["id"] for path in tmp_path.glob("*.json")
     )
-    assert found == [workload.id for workload in MANIFEST if workload.category == "io"]
+    assert found == sorted(w.id for w in MANIFEST if w.category == category)
