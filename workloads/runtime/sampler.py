@@ -33,13 +33,24 @@ class _Counters:
     rss_bytes: int
 
 
-def _tree_counters(process: psutil.Process) -> _Counters:
+def _descendants(process: psutil.Process) -> list[psutil.Process]:
+    # psutil flags an object whose identity check once failed (it can under QEMU user-mode
+    # emulation) and refuses it from then on; a sample without children beats no sample.
+    try:
+        return process.children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _tree_counters() -> _Counters:
+    """CPU seconds, bytes and RSS of this process and its descendants (a fresh Process object
+    each time, so no stale identity is carried from one sample to the next)."""
+    process = psutil.Process()
     times = process.cpu_times()
     cpu = times.user + times.system + times.children_user + times.children_system
-    io = _io(process)
-    read, written = io
+    read, written = _io(process)
     rss = process.memory_info().rss
-    for child in process.children(recursive=True):
+    for child in _descendants(process):
         with contextlib.suppress(psutil.Error):
             child_times = child.cpu_times()
             cpu += child_times.user + child_times.system
@@ -71,11 +82,10 @@ class ResourceSampler:
     peaks: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._process = psutil.Process()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="cloudai-sampler", daemon=True)
         self._lock = threading.Lock()
-        self._last = (time.monotonic(), _tree_counters(self._process), self.iterations())
+        self._last = (time.monotonic(), _tree_counters(), self.iterations())
 
     def start(self) -> None:
         self._thread.start()
@@ -86,7 +96,8 @@ class ResourceSampler:
         if self._thread.is_alive():
             self._thread.join(timeout=2.0)
         if time.monotonic() - self._last[0] >= min(0.1, self.interval):
-            self.sample()
+            with contextlib.suppress(psutil.Error, OSError):  # never worth losing the document
+                self.sample()
 
     def _loop(self) -> None:
         while not self._stopped.wait(self.interval):
@@ -95,7 +106,7 @@ class ResourceSampler:
 
     def sample(self) -> dict[str, float | None]:
         with self._lock:
-            now, counters, done = time.monotonic(), _tree_counters(self._process), self.iterations()
+            now, counters, done = time.monotonic(), _tree_counters(), self.iterations()
             before, previous, done_before = self._last
             self._last = (now, counters, done)
             span = max(now - before, 1e-6)
