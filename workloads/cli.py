@@ -1,4 +1,5 @@
-"""``python -m workloads``: list, describe and run the catalogue's workloads.
+"""``python -m workloads``: list, describe and run the catalogue's workloads; report on runs;
+export the catalogue as scheduler tasks and arrival traces.
 
 Exit status: 0 completed, 1 failed (the document says why), 2 usage error (bad flag or variable,
 unknown workload, malformed manifest, unwritable results folder), 128+N stopped by signal N.
@@ -8,13 +9,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 import workloads
 from workloads.manifest import Manifest, ManifestError, Workload, get_manifest
-from workloads.options import OPTIONS, UsageError, gather
+from workloads.options import OPTIONS, UsageError, gather, positive_float, positive_int, seed
 from workloads.runtime.runner import EXIT_USAGE
 
 EPILOG = """\
@@ -69,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
             type=_argument_type(option.parse),
             help=f"{option.help} [{option.variable}]",
         )
+    _add_exports(commands)
     return parser
 
 
@@ -151,7 +155,212 @@ def _run(args: argparse.Namespace, manifest: Manifest) -> int:
     return Run(workload, params, limits).execute()
 
 
-COMMANDS = {"list": _list, "describe": _describe, "run": _run}
+def _add_exports(commands: Any) -> None:
+    report = commands.add_parser(
+        "report", help="PNG timelines of run documents and a summary page across them"
+    )
+    report.add_argument(
+        "inputs", nargs="+", type=Path, metavar="RESULTS", help="run documents, or folders of them"
+    )
+    report.add_argument(
+        "--output",
+        type=Path,
+        metavar="DIR",
+        help="where to write the report (default: RESULTS/report)",
+    )
+    tasks = commands.add_parser(
+        "tasks", help="the catalogue as task specs for the master/worker system or Kubernetes"
+    )
+    tasks.add_argument(
+        "ids", nargs="*", metavar="ID", help="workload ids or categories (default: all)"
+    )
+    tasks.add_argument(
+        "--format",
+        choices=("json", "k8s"),
+        default="json",
+        help="json task specs (default), or k8s Jobs as YAML",
+    )
+    tasks.add_argument(
+        "--results-claim",
+        metavar="NAME",
+        help="k8s: a PersistentVolumeClaim for /results (default: an emptyDir)",
+    )
+    _add_image_options(tasks)
+    for option in OPTIONS:
+        if option.name not in ("results_dir", "work_dir"):
+            tasks.add_argument(
+                option.flag,
+                dest=option.name,
+                metavar=option.metavar,
+                type=_argument_type(option.parse),
+                help=f"pass {option.flag} to every task",
+            )
+    trace = commands.add_parser(
+        "trace", help="a seeded arrival trace of tasks for scheduler experiments"
+    )
+    trace.add_argument(
+        "--tasks",
+        type=_argument_type(positive_int),
+        default=100,
+        metavar="N",
+        help="how many tasks (default 100)",
+    )
+    trace.add_argument(
+        "--mix",
+        default="io=1,cpu=1,gpu=1",
+        metavar="MIX",
+        help="weights by category or id, e.g. io=1,cpu=2,gpu-3=0.5 (default io=1,cpu=1,gpu=1)",
+    )
+    trace.add_argument(
+        "--arrival",
+        choices=("poisson", "fixed"),
+        default="poisson",
+        help="a Poisson process (default) or a fixed rate",
+    )
+    trace.add_argument(
+        "--rate",
+        type=_argument_type(positive_float),
+        default=0.1,
+        metavar="PER_SECOND",
+        help="mean arrivals per second (default 0.1)",
+    )
+    trace.add_argument(
+        "--seed",
+        type=_argument_type(seed),
+        default=0,
+        metavar="N",
+        help="the same seed gives the same trace (default 0)",
+    )
+    trace.add_argument(
+        "--duration-scale",
+        type=_argument_type(positive_float),
+        default=1.0,
+        metavar="FACTOR",
+        help="multiply every task's duration (default 1)",
+    )
+    trace.add_argument("--format", choices=("json", "csv"), default="json")
+    trace.add_argument("--output", type=Path, metavar="FILE", help="default: stdout")
+    _add_image_options(trace)
+
+
+def _add_image_options(parser: argparse.ArgumentParser) -> None:
+    # The same variables as docker-bake.hcl and compose.yaml.
+    namespace = os.environ.get("NAMESPACE") or os.environ.get("DOCKER_USERNAME") or "cloudai"
+    parser.add_argument(
+        "--registry",
+        default=os.environ.get("REGISTRY") or "docker.io",
+        help="image registry (default: $REGISTRY or docker.io)",
+    )
+    parser.add_argument(
+        "--namespace",
+        default=namespace,
+        help="image namespace (default: $NAMESPACE, $DOCKER_USERNAME or cloudai)",
+    )
+
+
+def _select(manifest: Manifest, names: list[str]) -> list[Workload]:
+    if not names:
+        return list(manifest)
+    chosen = []
+    for name in names:
+        members = [w for w in manifest if name in (w.category, w.id)]
+        if not members:
+            raise UsageError(
+                f"unknown workload or category {name!r}; valid ids: {', '.join(manifest.ids)}"
+            )
+        chosen += [member for member in members if member not in chosen]
+    return chosen
+
+
+def _report(args: argparse.Namespace, manifest: Manifest) -> int:
+    try:
+        from workloads.report import ReportError, build_report
+    except ModuleNotFoundError as err:
+        print(
+            f"error: the report needs {err.name}: pip install 'cloudai-workloads[report]'",
+            file=sys.stderr,
+        )
+        return 1
+    output = (
+        args.output
+        or (args.inputs[0] if args.inputs[0].is_dir() else args.inputs[0].parent) / "report"
+    )
+    try:
+        written = build_report(args.inputs, output)
+    except ReportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"report: {len(written) - 2} timeline(s), summary.png and {output / 'index.html'}")
+    return 0
+
+
+def _controls(args: argparse.Namespace) -> dict[str, str]:
+    controls = {}
+    for option in OPTIONS:
+        value = getattr(args, option.name, None)
+        if value is not None:
+            controls[option.name] = f"{value:g}" if isinstance(value, float) else str(value)
+    return controls
+
+
+def _tasks(args: argparse.Namespace, manifest: Manifest) -> int:
+    import yaml
+
+    from workloads.exports import Images, kubernetes_jobs, task_specs
+
+    images = Images(args.registry, args.namespace)
+    workloads = _select(manifest, args.ids)
+    if args.format == "k8s":
+        jobs = kubernetes_jobs(workloads, images, _controls(args), args.results_claim)
+        print(yaml.safe_dump_all(jobs, sort_keys=False), end="")
+    else:
+        print(json.dumps(task_specs(workloads, images, _controls(args)), indent=2))
+    return 0
+
+
+def _trace(args: argparse.Namespace, manifest: Manifest) -> int:
+    from workloads.exports import Images
+    from workloads.trace import MixError, generate, parse_mix, to_csv, to_json
+
+    try:
+        mix = parse_mix(args.mix, manifest)
+    except MixError as err:
+        raise UsageError(f"--mix: {err}") from None
+    trace = generate(
+        manifest,
+        tasks=args.tasks,
+        mix=mix,
+        arrival=args.arrival,
+        rate=args.rate,
+        seed=args.seed,
+        images=Images(args.registry, args.namespace),
+        duration_scale=args.duration_scale,
+    )
+    meta = {
+        "generator": f"cloudai-workloads {workloads.__version__}",
+        "seed": args.seed,
+        "tasks": args.tasks,
+        "mix": mix,
+        "arrival": args.arrival,
+        "rate": args.rate,
+        "duration_scale": args.duration_scale,
+    }
+    text = to_csv(trace) if args.format == "csv" else to_json(trace, meta)
+    if args.output:
+        args.output.write_text(text)
+    else:
+        print(text, end="")
+    return 0
+
+
+COMMANDS = {
+    "list": _list,
+    "describe": _describe,
+    "run": _run,
+    "report": _report,
+    "tasks": _tasks,
+    "trace": _trace,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -82,6 +82,10 @@ class Workload(_Strict):
         """The earlier scripts' file name, kept as a launcher: ``cpu_process_3.py``."""
         return f"{self.category}_process_{self.number}.py"
 
+    def image(self, registry: str = "docker.io", namespace: str = "cloudai") -> str:
+        """The reference docker-bake.hcl tags: ``docker.io/cloudai/cloudai-cpu-intensive:3``."""
+        return f"{registry}/{namespace}/cloudai-{self.category}-intensive:{self.number}"
+
 
 class Manifest(_Strict):
     schema_version: Literal[1]

@@ -1,0 +1,143 @@
+"""The catalogue as work for schedulers: task specs for the master/worker system, or Kubernetes
+Jobs. Both come from the manifest alone: the image, its launcher and the declared envelope."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from workloads.manifest import Workload
+
+GIB = 1 << 30
+RESULTS_MOUNT = "/results"
+# Kubernetes ends a Job that runs past its longest declared duration by this much.
+DEADLINE_MARGIN = 1.5
+
+
+@dataclass(frozen=True)
+class Images:
+    """Where the images live: the same variables as docker-bake.hcl and compose.yaml."""
+
+    registry: str = "docker.io"
+    namespace: str = "cloudai"
+
+    def of(self, workload: Workload) -> str:
+        return workload.image(self.registry, self.namespace)
+
+
+def command(workload: Workload, controls: dict[str, str] | None = None) -> str:
+    """The shell command the worker runs in the image: ``python cpu_process_3.py [--flag v]``."""
+    flags = "".join(
+        f" --{name.replace('_', '-')} {value}" for name, value in (controls or {}).items()
+    )
+    return f"python {workload.launcher}{flags}"
+
+
+def _gib(size: int) -> float:
+    return round(size / GIB, 3)
+
+
+def task_spec(workload: Workload, images: Images, controls: dict[str, str]) -> dict[str, Any]:
+    """The master/worker system's task fields (it assigns the task id and submission time)."""
+    envelope = workload.envelope
+    return {
+        "name": workload.id,
+        "image": images.of(workload),
+        "command": command(workload, controls),
+        "cpu": envelope.cpus,
+        "memory_gib": _gib(envelope.memory),
+        "storage_gib": _gib(envelope.disk),
+        "gpu": envelope.gpus,
+        "task_type": workload.task_type,
+        "description": workload.title,
+    }
+
+
+def _quantity(size: int) -> str:
+    """A Kubernetes binary quantity: 512Mi, 2Gi."""
+    for suffix, factor in (("Gi", GIB), ("Mi", 1 << 20), ("Ki", 1 << 10)):
+        if size and size % factor == 0:
+            return f"{size // factor}{suffix}"
+    return str(size)
+
+
+def _cpu(cores: float) -> str:
+    return f"{cores:g}" if float(cores).is_integer() else f"{round(cores * 1000)}m"
+
+
+def kubernetes_job(
+    workload: Workload, images: Images, controls: dict[str, str], results_claim: str | None
+) -> dict[str, Any]:
+    """A batch/v1 Job: requests = limits = the envelope, the controls as CLOUDAI_ variables, and
+    a results volume (an emptyDir, or the named PersistentVolumeClaim) at /results."""
+    envelope = workload.envelope
+    requests = {"cpu": _cpu(envelope.cpus), "memory": _quantity(envelope.memory)}
+    if envelope.disk:
+        requests["ephemeral-storage"] = _quantity(envelope.disk)  # scratch lives in /results
+    limits = dict(requests)
+    if envelope.gpus:
+        limits["nvidia.com/gpu"] = str(envelope.gpus)
+    env = [{"name": "CLOUDAI_" + name.upper(), "value": value} for name, value in controls.items()]
+    env.append({"name": "CLOUDAI_RESULTS_DIR", "value": RESULTS_MOUNT})
+    volume: dict[str, Any] = {"name": "results"}
+    if results_claim:
+        volume["persistentVolumeClaim"] = {"claimName": results_claim}
+    else:
+        volume["emptyDir"] = {}
+    labels = {
+        "app.kubernetes.io/name": "cloudai-workloads",
+        "app.kubernetes.io/component": workload.id,
+        "cloudai.org/category": workload.category,
+        "cloudai.org/task-type": workload.task_type,
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": f"cloudai-{workload.id}", "labels": labels},
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": math.ceil(workload.duration.max * DEADLINE_MARGIN),
+            "template": {
+                "metadata": {"labels": dict(labels)},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "terminationGracePeriodSeconds": 10,
+                    # The image's own unprivileged user; fsGroup makes the volume its own.
+                    "securityContext": {
+                        "runAsUser": 10001,
+                        "runAsGroup": 10001,
+                        "fsGroup": 10001,
+                        "runAsNonRoot": True,
+                    },
+                    "containers": [
+                        {
+                            "name": "workload",
+                            "image": images.of(workload),
+                            "args": ["python", workload.launcher],
+                            "env": env,
+                            "resources": {"requests": requests, "limits": limits},
+                            "volumeMounts": [{"name": "results", "mountPath": RESULTS_MOUNT}],
+                        }
+                    ],
+                    "volumes": [volume],
+                },
+            },
+        },
+    }
+
+
+def task_specs(
+    workloads: Iterable[Workload], images: Images, controls: dict[str, str]
+) -> list[dict[str, Any]]:
+    return [task_spec(workload, images, controls) for workload in workloads]
+
+
+def kubernetes_jobs(
+    workloads: Iterable[Workload],
+    images: Images,
+    controls: dict[str, str],
+    results_claim: str | None = None,
+) -> list[dict[str, Any]]:
+    return [kubernetes_job(w, images, controls, results_claim) for w in workloads]

@@ -1,0 +1,263 @@
+"""``python -m workloads report RESULTS``: what the runs did, to look at rather than read.
+
+For each run document, a PNG timeline of CPU cores, memory, IO throughput and (when a GPU was
+used) GPU utilisation and memory, against the declared envelope and the load shape; across the
+runs, a summary page (``index.html``, with ``summary.png``) of status, duration, primary metric,
+peak resources against the envelope and verification.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display needed, none assumed
+
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+
+MIB, GIB = float(1 << 20), float(1 << 30)
+ENVELOPE, LIMIT, TARGET = "#d62728", "#7f7f7f", "#2ca02c"
+
+
+class ReportError(Exception):
+    """Nothing to report on, or the output folder cannot be written."""
+
+
+@dataclass(frozen=True)
+class Run:
+    path: Path
+    document: dict[str, Any]
+
+    @property
+    def stem(self) -> str:
+        return self.path.stem
+
+    def series(self, key: str, scale: float = 1.0) -> tuple[list[float], list[float | None]]:
+        samples = self.document["timeseries"]["samples"]
+        times = [sample["t"] for sample in samples]
+        values = [None if sample.get(key) is None else sample[key] / scale for sample in samples]
+        return times, values
+
+    @property
+    def peak_cores(self) -> float:
+        cores = [s["cpu_cores"] for s in self.document["timeseries"]["samples"]]
+        return max(cores, default=self.document["resources"]["average_cores"])
+
+    @property
+    def uses_gpu(self) -> bool:
+        return any(
+            s.get("gpu_util_pct") is not None for s in self.document["timeseries"]["samples"]
+        )
+
+
+def load_runs(inputs: list[Path]) -> list[Run]:
+    """Run documents from files and folders; anything else is skipped with a one-line note."""
+    paths: list[Path] = []
+    for item in inputs:
+        paths += sorted(item.glob("*.json")) if item.is_dir() else [item]
+    runs = []
+    for path in paths:
+        try:
+            document = json.loads(path.read_text())
+            document["timeseries"]["samples"]  # noqa: B018 - the keys the report needs
+            document["workload"]["id"]  # noqa: B018
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            print(f"report: skipped {path}: not a run document ({err})", file=sys.stderr)
+            continue
+        runs.append(Run(path, document))
+    if not runs:
+        raise ReportError(f"no run documents in {', '.join(map(str, inputs))}")
+    return sorted(runs, key=lambda run: run.document["started_at"])
+
+
+# -- one run --------------------------------------------------------------------------------
+def _line(axes: Axes, y: float | None, color: str, label: str, style: str = "--") -> None:
+    if y is not None:
+        axes.axhline(y, color=color, linestyle=style, linewidth=1.2, label=label)
+
+
+def _cpu_panel(axes: Axes, run: Run) -> None:
+    document = run.document
+    times, cores = run.series("cpu_cores")
+    axes.plot(times, cores, color="#1f77b4", linewidth=1.6, label="cores used")
+    workers = document["load"]["workers"]
+    _, target = run.series("target_intensity_pct", 100.0 / workers)
+    axes.step(
+        times,
+        target,
+        where="post",
+        color=TARGET,
+        linewidth=1,
+        alpha=0.8,
+        label=f"load shape ({document['params']['profile']}) x {workers} workers",
+    )
+    _line(axes, document["workload"]["envelope"]["cpus"], ENVELOPE, "envelope")
+    _line(axes, document["limits"]["cpu_quota"], LIMIT, "CPU quota", ":")
+    axes.set_ylabel("CPU cores")
+    axes.set_ylim(bottom=0)
+
+
+def _memory_panel(axes: Axes, run: Run) -> None:
+    document = run.document
+    times, rss = run.series("rss_bytes", MIB)
+    axes.plot(times, rss, color="#9467bd", linewidth=1.6, label="resident (process tree)")
+    _line(axes, document["workload"]["envelope"]["memory"] / MIB, ENVELOPE, "envelope")
+    _line(axes, document["params"]["memory_budget"] / MIB, TARGET, "data budget", ":")
+    limit = document["limits"]["memory_limit"]
+    _line(axes, limit / MIB if limit else None, LIMIT, "memory limit", ":")
+    axes.set_ylabel("memory (MiB)")
+    axes.set_ylim(bottom=0)
+
+
+def _io_panel(axes: Axes, run: Run) -> None:
+    times, read = run.series("read_bytes_per_s", 1e6)
+    _, written = run.series("write_bytes_per_s", 1e6)
+    axes.plot(times, read, color="#17becf", linewidth=1.4, label="read")
+    axes.plot(times, written, color="#ff7f0e", linewidth=1.4, label="written")
+    axes.set_ylabel("storage (MB/s)")
+    axes.set_ylim(bottom=0)
+
+
+def _gpu_panel(axes: Axes, run: Run) -> None:
+    times, utilisation = run.series("gpu_util_pct")
+    axes.plot(times, utilisation, color="#e377c2", linewidth=1.4, label="GPU utilisation")
+    axes.set_ylabel("GPU (%)")
+    axes.set_ylim(0, 105)
+    memory_axes = axes.twinx()
+    _, memory = run.series("gpu_memory_bytes", GIB)
+    memory_axes.plot(times, memory, color="#8c564b", linewidth=1.2, label="GPU memory")
+    gpu_memory = run.document["workload"]["envelope"]["gpu_memory"]
+    _line(memory_axes, gpu_memory / GIB if gpu_memory else None, ENVELOPE, "GPU memory envelope")
+    memory_axes.set_ylabel("GPU memory (GiB)")
+    memory_axes.set_ylim(bottom=0)
+    memory_axes.legend(loc="upper right", fontsize=8)
+
+
+def _headline(document: dict[str, Any]) -> str:
+    primary = document["metrics"]["primary"]
+    metric = f"{primary['value']:.4g} {primary['unit']}" if primary else "no metric"
+    verified = "verified" if document["verification"]["passed"] else "NOT verified"
+    return (
+        f"{document['status']} ({document['stop_reason']}) after "
+        f"{document['wall_seconds']:.1f} s · {metric} · {verified} · seed {document['seed']}"
+    )
+
+
+def timeline(run: Run, path: Path) -> Path:
+    panels = [_cpu_panel, _memory_panel, _io_panel] + ([_gpu_panel] if run.uses_gpu else [])
+    figure, axes = plt.subplots(
+        len(panels), 1, figsize=(10, 2.3 * len(panels) + 1.2), sharex=True, constrained_layout=True
+    )
+    for draw, panel in zip(panels, axes, strict=True):
+        draw(panel, run)
+        panel.grid(alpha=0.3)
+        panel.legend(loc="upper left", fontsize=8, ncols=2)
+    document = run.document
+    axes[-1].set_xlabel("seconds since the start of the run")
+    axes[-1].set_xlim(0, max(document["wall_seconds"], 1e-3))
+    figure.suptitle(
+        f"{document['workload']['id']}: {document['workload']['title']}\n{_headline(document)}",
+        fontsize=11,
+    )
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+# -- across runs ----------------------------------------------------------------------------
+def _share(value: float, whole: float) -> float:
+    return 100.0 * value / whole if whole else 0.0
+
+
+def summary_chart(runs: list[Run], path: Path) -> Path:
+    """Peak CPU and memory of each run as a share of its envelope (100 % = as declared)."""
+    labels = [f"{run.document['workload']['id']} {run.document['run_id'][:15]}" for run in runs]
+    cpu = [_share(run.peak_cores, run.document["workload"]["envelope"]["cpus"]) for run in runs]
+    memory = [
+        _share(
+            run.document["resources"]["peak_memory_bytes"],
+            run.document["workload"]["envelope"]["memory"],
+        )
+        for run in runs
+    ]
+    height = max(2.5, 0.45 * len(runs) + 1.5)
+    figure, axes = plt.subplots(figsize=(10, height), constrained_layout=True)
+    rows = range(len(runs))
+    axes.barh([row + 0.2 for row in rows], cpu, height=0.4, color="#1f77b4", label="peak CPU")
+    axes.barh([row - 0.2 for row in rows], memory, height=0.4, color="#9467bd", label="peak memory")
+    axes.axvline(100, color=ENVELOPE, linestyle="--", label="envelope")
+    axes.set_yticks(list(rows), labels, fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xlabel("% of the declared envelope")
+    axes.set_title("Peak resources against the envelope")
+    axes.legend(loc="lower right", fontsize=8)
+    axes.grid(axis="x", alpha=0.3)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def _row(run: Run) -> str:
+    document = run.document
+    primary = document["metrics"]["primary"]
+    envelope = document["workload"]["envelope"]
+    cells = [
+        document["workload"]["id"],
+        document["run_id"],
+        f"{document['status']} ({document['stop_reason']})",
+        f"{document['wall_seconds']:.1f} s",
+        f"{primary['value']:.4g} {primary['unit']}" if primary else "",
+        f"{run.peak_cores:.2f} / {envelope['cpus']:g}",
+        f"{document['resources']['peak_memory_bytes'] / MIB:.0f} / {envelope['memory'] / MIB:.0f}",
+        "passed" if document["verification"]["passed"] else "failed",
+    ]
+    row = "".join(f"<td>{html.escape(cell)}</td>" for cell in cells)
+    return f'{row}<td><a href="{html.escape(run.stem)}.png">timeline</a></td>'
+
+
+def summary_page(runs: list[Run], path: Path) -> Path:
+    head = (
+        "workload",
+        "run",
+        "status",
+        "duration",
+        "primary metric",
+        "peak cores / envelope",
+        "peak MiB / envelope",
+        "verification",
+        "",
+    )
+    rows = "\n".join(f"<tr>{_row(run)}</tr>" for run in runs)
+    path.write_text(f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>cloudai-workloads runs</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}th{{background:#f4f4f4}}</style>
+</head><body>
+<h1>{len(runs)} run(s)</h1>
+<table><tr>{"".join(f"<th>{html.escape(h)}</th>" for h in head)}</tr>
+{rows}
+</table>
+<p><img src="summary.png" alt="peak resources against the envelope"></p>
+</body></html>
+""")
+    return path
+
+
+def build_report(inputs: list[Path], output: Path) -> list[Path]:
+    """Write the timelines and the summary page into ``output``; return what was written."""
+    runs = load_runs(inputs)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ReportError(f"cannot create {output}: {err.strerror}") from None
+    written = [timeline(run, output / f"{run.stem}.png") for run in runs]
+    written.append(summary_chart(runs, output / "summary.png"))
+    written.append(summary_page(runs, output / "index.html"))
+    return written

@@ -1,0 +1,164 @@
+"""Seeded arrival traces for scheduler experiments: N tasks drawn from a mix of the catalogue,
+arriving by a Poisson process or at a fixed rate, each with its own duration and seed.
+
+The fields follow public cluster traces (Google's cluster data, Alibaba's batch_task): a submit
+time, a task id and name, the requested resources and how long the task runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from workloads.exports import GIB, Images, command
+from workloads.manifest import Manifest, Workload
+
+ARRIVALS = ("poisson", "fixed")
+FIELDS = (
+    "submit_time",
+    "task_id",
+    "task_name",
+    "category",
+    "task_type",
+    "image",
+    "command",
+    "cpu_request",
+    "memory_request_gib",
+    "disk_request_gib",
+    "gpu_request",
+    "duration_seconds",
+    "seed",
+)
+
+
+class MixError(ValueError):
+    """A mix that names no workload, or a weight that is not a positive number."""
+
+
+@dataclass(frozen=True)
+class TraceTask:
+    submit_time: float
+    task_id: int
+    task_name: str
+    category: str
+    task_type: str
+    image: str
+    command: str
+    cpu_request: float
+    memory_request_gib: float
+    disk_request_gib: float
+    gpu_request: int
+    duration_seconds: float
+    seed: int
+
+
+def parse_mix(text: str, manifest: Manifest) -> dict[str, float]:
+    """``io=1,cpu=2,gpu-3=0.5``: categories spread their weight evenly over their workloads."""
+    weights: dict[str, float] = {}
+    for part in filter(None, (piece.strip() for piece in text.split(","))):
+        name, _, weight_text = part.partition("=")
+        try:
+            weight = float(weight_text) if weight_text else 1.0
+        except ValueError:
+            raise MixError(f"weight of {name!r} is not a number: {weight_text!r}") from None
+        if weight <= 0:
+            raise MixError(f"weight of {name!r} must be positive")
+        members = [w.id for w in manifest if w.category == name] or (
+            [name] if manifest.get(name) else []
+        )
+        if not members:
+            raise MixError(f"{name!r} is neither a category (io, cpu, gpu) nor a workload id")
+        for member in members:
+            weights[member] = weights.get(member, 0.0) + weight / len(members)
+    if not weights:
+        raise MixError("the mix is empty")
+    return weights
+
+
+def generate(
+    manifest: Manifest,
+    *,
+    tasks: int,
+    mix: dict[str, float],
+    arrival: str,
+    rate: float,
+    seed: int,
+    images: Images,
+    duration_scale: float = 1.0,
+) -> list[TraceTask]:
+    """``tasks`` tasks; ``rate`` is arrivals per second. The same arguments give the same
+    trace."""
+    rng = np.random.default_rng([seed, 0x7ACE])
+    names = sorted(mix)
+    weights = np.array([mix[name] for name in names])
+    chosen = rng.choice(len(names), size=tasks, p=weights / weights.sum())
+    if arrival == "poisson":
+        gaps = rng.exponential(1.0 / rate, size=tasks)
+        gaps[0] = 0.0
+    else:
+        gaps = np.full(tasks, 1.0 / rate)
+        gaps[0] = 0.0
+    submit_times = np.cumsum(gaps)
+    fractions = rng.random(tasks)
+    task_seeds = rng.integers(0, 2**32, size=tasks)
+    return [
+        _task(
+            manifest.get(names[index]),
+            number,
+            float(submit),
+            float(fraction),
+            int(task_seed),
+            images,
+            duration_scale,
+        )
+        for number, (index, submit, fraction, task_seed) in enumerate(
+            zip(chosen, submit_times, fractions, task_seeds, strict=True)
+        )
+    ]
+
+
+def _task(
+    workload: Workload | None,
+    number: int,
+    submit: float,
+    fraction: float,
+    seed: int,
+    images: Images,
+    duration_scale: float,
+) -> TraceTask:
+    assert workload is not None
+    low, high = workload.duration.min, workload.duration.max
+    duration = round((low + fraction * (high - low)) * duration_scale, 1)
+    envelope = workload.envelope
+    return TraceTask(
+        submit_time=round(submit, 3),
+        task_id=number,
+        task_name=workload.id,
+        category=workload.category,
+        task_type=workload.task_type,
+        image=images.of(workload),
+        command=command(workload, {"duration": f"{duration:g}", "seed": str(seed)}),
+        cpu_request=envelope.cpus,
+        memory_request_gib=round(envelope.memory / GIB, 3),
+        disk_request_gib=round(envelope.disk / GIB, 3),
+        gpu_request=envelope.gpus,
+        duration_seconds=duration,
+        seed=seed,
+    )
+
+
+def to_json(trace: list[TraceTask], meta: dict[str, Any]) -> str:
+    return json.dumps({"meta": meta, "tasks": [asdict(task) for task in trace]}, indent=2) + "\n"
+
+
+def to_csv(trace: list[TraceTask]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(asdict(task) for task in trace)
+    return buffer.getvalue()
