@@ -202,13 +202,6 @@ def test_evenly_keeps_a_bounded_spread_of_samples() -> None:
     assert storage.evenly(values[:10], 100) == values[:10]
 
 
-def test_throughput_divides_by_the_time_per_worker() -> None:
-    work = {"bytes": 400.0, "seconds": 4.0}
-    assert storage.throughput(work, "bytes", "seconds", 1) == 100.0
-    assert storage.throughput(work, "bytes", "seconds", 2) == 200.0  # two side by side
-    assert storage.throughput({}, "bytes", "seconds", 1) == 0.0
-
-
 def test_direct_io_probe_leaves_nothing_behind(tmp_path: Path) -> None:
     found = storage.probe_direct_io(tmp_path)
     assert isinstance(found.supported, bool) and found.reason

@@ -298,12 +298,8 @@ def run(ctx: Context) -> None:
     kernel = storage.KernelBytes().start()
     totals = ctx.run_tasks(iteration, scratch=True)
     kernel.stop()
-    work, workers = totals.work, totals.workers
-
-    def rate(amount: str, seconds: str) -> float:
-        return storage.throughput(work, amount, seconds, workers)
-
+    work, rate = totals.work, totals.rate_over
     ctx.metric("rows_per_s", rate("rows", "aggregate_seconds"), "rows/s", primary=True)
-    ctx.metric("aggregate_read_mb_s", rate("csv_bytes", "aggregate_seconds") / 1e6, "MB/s")
-    ctx.metric("write_mb_s", rate("bytes_written", "write_seconds") / 1e6, "MB/s")
+    ctx.metric("aggregate_read_mb_s", rate("csv_bytes", "aggregate_seconds", unit=1e6), "MB/s")
+    ctx.metric("write_mb_s", rate("bytes_written", "write_seconds", unit=1e6), "MB/s")
     storage.report_bytes(ctx, work.get("bytes_read", 0), work.get("bytes_written", 0), kernel)

@@ -134,15 +134,11 @@ def run(ctx: Context) -> None:
     kernel = storage.KernelBytes().start()
     totals = ctx.run_tasks(iteration, scratch=True)
     kernel.stop()
-    work, workers = totals.work, totals.workers
-
-    def rate(amount: str, seconds: str) -> float:
-        return storage.throughput(work, amount, seconds, workers)
-
-    ctx.metric("write_mb_s", rate("bytes_written", "write_seconds") / 1e6, "MB/s", primary=True)
-    ctx.metric("read_mb_s", rate("bytes_read", "read_seconds") / 1e6, "MB/s")
+    work, rate = totals.work, totals.rate_over
+    ctx.metric("write_mb_s", rate("bytes_written", "write_seconds", unit=1e6), "MB/s", primary=True)
+    ctx.metric("read_mb_s", rate("bytes_read", "read_seconds", unit=1e6), "MB/s")
     ctx.metric("random_read_iops", rate("random_reads", "random_seconds"), "IOPS")
-    ctx.metric("random_read_mb_s", rate("random_bytes", "random_seconds") / 1e6, "MB/s")
+    ctx.metric("random_read_mb_s", rate("random_bytes", "random_seconds", unit=1e6), "MB/s")
     storage.report_latencies(ctx, "random_read", totals.samples.get(_LATENCY_KEY))
     issued_read = work.get("bytes_read", 0.0) + work.get("random_bytes", 0.0)
     storage.report_bytes(ctx, issued_read, work.get("bytes_written", 0.0), kernel)

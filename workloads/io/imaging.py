@@ -296,15 +296,11 @@ def run(ctx: Context) -> None:
     kernel = storage.KernelBytes().start()
     totals = ctx.run_tasks(iteration, scratch=True)
     kernel.stop()
-    work, workers = totals.work, totals.workers
-
-    def rate(amount: str, seconds: str) -> float:
-        return storage.throughput(work, amount, seconds, workers)
-
-    ctx.metric("input_mb_s", rate("input_bytes", "process_seconds") / 1e6, "MB/s", primary=True)
-    ctx.metric("file_write_mb_s", rate("file_bytes_written", "write_seconds") / 1e6, "MB/s")
-    ctx.metric("file_read_mb_s", rate("file_bytes_read", "read_seconds") / 1e6, "MB/s")
-    ctx.metric("stream_mb_s", rate("stream_in", "stream_seconds") / 1e6, "MB/s")
+    work, rate = totals.work, totals.rate_over
+    ctx.metric("input_mb_s", rate("input_bytes", "process_seconds", unit=1e6), "MB/s", primary=True)
+    ctx.metric("file_write_mb_s", rate("file_bytes_written", "write_seconds", unit=1e6), "MB/s")
+    ctx.metric("file_read_mb_s", rate("file_bytes_read", "read_seconds", unit=1e6), "MB/s")
+    ctx.metric("stream_mb_s", rate("stream_in", "stream_seconds", unit=1e6), "MB/s")
     ratios = {codec: (f"{codec}_in", f"{codec}_out") for codec in CODECS}
     ratios |= {fmt: ("image_bytes", f"image_{fmt}_bytes") for fmt in ("png", "jpeg")}
     for name, (before, after) in ratios.items():

@@ -331,12 +331,8 @@ def run(ctx: Context) -> None:
     kernel = storage.KernelBytes().start()
     totals = ctx.run_tasks(iteration, scratch=True)
     kernel.stop()
-    work, workers = totals.work, totals.workers
-
-    def rate(amount: str, seconds: str) -> float:
-        return storage.throughput(work, amount, seconds, workers)
-
+    work, rate = totals.work, totals.rate_over
     ctx.metric("lines_per_s", rate("lines", "analysis_seconds"), "lines/s", primary=True)
-    ctx.metric("analysis_read_mb_s", rate("analysis_bytes", "analysis_seconds") / 1e6, "MB/s")
-    ctx.metric("write_mb_s", rate("bytes_written", "write_seconds") / 1e6, "MB/s")
+    ctx.metric("analysis_read_mb_s", rate("analysis_bytes", "analysis_seconds", unit=1e6), "MB/s")
+    ctx.metric("write_mb_s", rate("bytes_written", "write_seconds", unit=1e6), "MB/s")
     storage.report_bytes(ctx, work.get("bytes_read", 0), work.get("bytes_written", 0), kernel)

@@ -305,13 +305,9 @@ def run(ctx: Context) -> None:
     kernel = storage.KernelBytes().start()
     totals = ctx.run_tasks(partial(iteration, tcp=tcp), scratch=True)
     kernel.stop()
-    work, workers = totals.work, totals.workers
-
-    def rate(amount: str, seconds: str) -> float:
-        return storage.throughput(work, amount, seconds, workers)
-
+    work, rate = totals.work, totals.rate_over
     ctx.metric("messages_per_s", rate("messages", "transfer_seconds"), "messages/s", primary=True)
-    ctx.metric("transfer_mb_s", rate("message_bytes", "transfer_seconds") / 1e6, "MB/s")
-    ctx.metric("capture_reparse_mb_s", rate("bytes_read", "reparse_seconds") / 1e6, "MB/s")
+    ctx.metric("transfer_mb_s", rate("message_bytes", "transfer_seconds", unit=1e6), "MB/s")
+    ctx.metric("capture_reparse_mb_s", rate("bytes_read", "reparse_seconds", unit=1e6), "MB/s")
     storage.report_latencies(ctx, "message", totals.samples.get("latency_us"))
     storage.report_bytes(ctx, work.get("bytes_read", 0), work.get("bytes_written", 0), kernel)

@@ -191,13 +191,6 @@ def report_latencies(ctx: Context, name: str, values: Sequence[float] | None) ->
         ctx.metric(f"{name}_latency_{key}", value, "us")
 
 
-def throughput(work: dict[str, float], amount: str, seconds: str, workers: int) -> float:
-    """``amount`` per second of the time spent on it: ``seconds`` is summed over workers that
-    ran side by side, so the run's aggregate rate divides by the time per worker."""
-    spent = work.get(seconds, 0.0) / max(workers, 1)
-    return work.get(amount, 0.0) / spent if spent > 0 else 0.0
-
-
 # -- bytes the kernel counted -----------------------------------------------------------------
 def _tree_io() -> tuple[int, int, int, int]:
     """Bytes of this process, its reaped children and live ones: read from and written to
