@@ -332,25 +332,19 @@ class MatrixWork:
         result.add(f"{name}_count", 1)
 
 
-def _ratio(numerator: float, denominator: float) -> float:
-    return numerator / denominator if denominator > 0 else 0.0
-
-
 def run(ctx: Context) -> None:
     device = select_device(ctx)
     work = MatrixWork(ctx, device)
     ctx.note("bmm_side", work.plan.bmm_side)
     totals = ctx.run_tasks(work, processes=False)
-    done = totals.work
-    product_tflops = _ratio(done.get("product_flops", 0.0), done.get("product_seconds", 0.0))
-    ctx.metric("matrix_product_tflops", product_tflops / 1e12, "TFLOP/s", primary=True)
+    rate = totals.rate_over
+    product_tflops = rate("product_flops", "product_seconds", unit=1e12)
+    ctx.metric("matrix_product_tflops", product_tflops, "TFLOP/s", primary=True)
     ctx.metric("all_operations_tflops", totals.rate("flops", 1e12), "TFLOP/s")
-    decomposition = _ratio(
-        done.get("decomposition_flops", 0.0), done.get("decomposition_seconds", 0.0)
-    )
-    ctx.metric("decomposition_nominal_tflops", decomposition / 1e12, "TFLOP/s")
-    elements = _ratio(done.get("elements", 0.0), done.get("elementwise_seconds", 0.0))
-    ctx.metric("elementwise_gelements_per_s", elements / 1e9, "Gelements/s")
+    decomposition = rate("decomposition_flops", "decomposition_seconds", unit=1e12)
+    ctx.metric("decomposition_nominal_tflops", decomposition, "TFLOP/s")
+    elements = rate("elements", "elementwise_seconds", unit=1e9)
+    ctx.metric("elementwise_gelements_per_s", elements, "Gelements/s")
     ctx.note("compute_dtype", work.observed_dtype)
     record_schedules(ctx, work.schedules)
     record_peak_memory(ctx, device)

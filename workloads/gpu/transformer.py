@@ -306,10 +306,6 @@ class Trainer:
             )
 
 
-def _ratio(numerator: float, denominator: float) -> float:
-    return numerator / denominator if denominator > 0 else 0.0
-
-
 def run(ctx: Context) -> None:
     device = select_device(ctx)
     trainer = Trainer(ctx, device)
@@ -327,13 +323,10 @@ def run(ctx: Context) -> None:
         },
     )
     totals = ctx.run_tasks(trainer, processes=False)
-    done = totals.work
     ctx.metric("tokens_per_s", totals.rate("tokens"), "tokens/s", primary=True)
-    train_seconds = done.get("train_seconds", 0.0)
-    ctx.metric(
-        "training_tokens_per_s", _ratio(done.get("train_tokens", 0.0), train_seconds), "tokens/s"
-    )
-    model_flops = _ratio(done.get("train_model_flops", 0.0), train_seconds)
+    training_tokens = totals.rate_over("train_tokens", "train_seconds")
+    ctx.metric("training_tokens_per_s", training_tokens, "tokens/s")
+    model_flops = totals.rate_over("train_model_flops", "train_seconds")
     ctx.metric("training_model_tflops", model_flops / 1e12, "TFLOP/s")
     ctx.metric("estimated_tflops", totals.rate("flops", 1e12), "TFLOP/s")
     record_mfu(ctx, device, model_flops)
