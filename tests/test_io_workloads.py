@@ -23,6 +23,7 @@ import pytest
 from tests.conftest import ROOT, TINY, assert_valid, documents, only_document, run_cli
 from workloads.io import access, network, sqlite, storage
 from workloads.runtime.filesystems import mount_of
+from workloads.runtime.tasks import TaskResult
 
 IO_WORKLOADS = {
     # id: (primary metric unit, a secondary metric it must report)
@@ -200,6 +201,26 @@ def test_evenly_keeps_a_bounded_spread_of_samples() -> None:
     assert 50 <= len(kept) <= 100
     assert kept[0] == 0.0 and kept[-1] > 9000
     assert storage.evenly(values[:10], 100) == values[:10]
+
+
+@pytest.mark.parametrize("chunk", [0, 4096])
+def test_write_durably_writes_every_byte_and_counts_them(tmp_path: Path, chunk: int) -> None:
+    data, result = os.urandom(10_000), TaskResult()
+    counters = ("file_bytes_written", "bytes_written")
+    storage.write_durably(tmp_path / "data", data, result, chunk=chunk, byte_counters=counters)
+    storage.write_durably(tmp_path / "empty", b"", result)
+    assert (tmp_path / "data").read_bytes() == data
+    assert (tmp_path / "data").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "empty").read_bytes() == b""
+    assert result.work["file_bytes_written"] == result.work["bytes_written"] == len(data)
+    assert result.work["write_seconds"] > 0
+
+
+def test_a_durable_file_is_closed_after_an_error(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError), storage.durable_file(tmp_path / "data") as descriptor:
+        raise RuntimeError("boom")
+    with pytest.raises(OSError):
+        os.fstat(descriptor)
 
 
 def test_direct_io_probe_leaves_nothing_behind(tmp_path: Path) -> None:

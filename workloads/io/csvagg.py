@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,19 +199,6 @@ def top_rows(aggregates: Aggregates) -> list[list[str]]:
     ]
 
 
-def _write_durably(path: Path, data: bytes, result: TaskResult) -> None:
-    started = time.perf_counter()
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        storage.write_all(descriptor, data)
-        os.fsync(descriptor)
-        storage.drop_cache(descriptor)
-    finally:
-        os.close(descriptor)
-    result.add("write_seconds", time.perf_counter() - started)
-    result.add("bytes_written", len(data))
-
-
 def _csv_bytes(rows: list[list[str]]) -> bytes:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(rows)
@@ -220,7 +206,7 @@ def _csv_bytes(rows: list[list[str]]) -> bytes:
 
 
 def _round_trip(path: Path, rows: list[list[str]], result: TaskResult) -> bool:
-    _write_durably(path, _csv_bytes(rows), result)
+    storage.write_durably(path, _csv_bytes(rows), result)
     with path.open(newline="") as handle:
         back = list(csv.reader(handle))
     result.add("bytes_read", path.stat().st_size)
@@ -254,7 +240,7 @@ def iteration(task: Task) -> TaskResult:
             task.checkpoint()
             columns = Columns.draw(task.rng, per_file, customers)
             aggregate_columns(columns, expected)
-            _write_durably(path, csv_text(columns, number * per_file), result)
+            storage.write_durably(path, csv_text(columns, number * per_file), result)
             del columns
         started = time.perf_counter()
         for path in paths:

@@ -40,20 +40,6 @@ def _plan(task: Task) -> tuple[int, int]:
     return count, max(4 * KIB, int(size) // (4 * KIB) * (4 * KIB))
 
 
-def _write(path: Path, data: memoryview, result: TaskResult) -> None:
-    started = time.perf_counter()
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        for offset in range(0, len(data), _CHUNK):
-            storage.write_all(descriptor, data[offset : offset + _CHUNK])
-        os.fsync(descriptor)
-        storage.drop_cache(descriptor)
-    finally:
-        os.close(descriptor)
-    result.add("write_seconds", time.perf_counter() - started)
-    result.add("bytes_written", len(data))
-
-
 def _read_digest(path: Path, result: TaskResult) -> bytes:
     started = time.perf_counter()
     digest = hashlib.sha256()
@@ -106,7 +92,7 @@ def iteration(task: Task) -> TaskResult:
             data = memoryview(task.rng.bit_generator.random_raw(size // 8)).cast("B")
             buffers.append(data)
             written.append(hashlib.sha256(data).digest())
-            _write(path, data, result)
+            storage.write_durably(path, data, result, chunk=_CHUNK)
         read_back = []
         for path in paths:
             task.checkpoint()

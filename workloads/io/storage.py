@@ -5,7 +5,9 @@
   with ``drop_cache``, where it does not.
 - ``choose_io_mode`` probes and records the filesystem and the IO mode in the document.
 - ``aligned_buffer`` gives page-aligned memory (an anonymous mapping) that O_DIRECT needs.
-- ``write_all``, ``fsync_folder`` and ``drop_cache``: durable writes and cold reads.
+- ``write_all``, ``fsync_folder`` and ``drop_cache``: durable writes and cold reads;
+  ``durable_file`` and ``write_durably``: a new file written, fsync'ed and dropped from the
+  page cache.
 - ``percentiles`` and ``report_latencies``: latency metrics with fixed keys (p50 ... p999) in µs.
 - ``KernelBytes`` and ``report_bytes``: the bytes the kernel counted for the process tree (what
   reached storage) next to the bytes the workload issued.
@@ -17,7 +19,8 @@ import contextlib
 import errno
 import mmap
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +29,7 @@ import numpy as np
 import psutil
 
 from workloads.runtime.filesystems import mount_of
+from workloads.runtime.tasks import TaskResult
 
 if TYPE_CHECKING:
     from workloads.runtime.context import Context
@@ -138,6 +142,42 @@ def write_all(descriptor: int, data: bytes | memoryview | mmap.mmap, offset: int
             offset += wrote
         done += wrote
     return done
+
+
+@contextlib.contextmanager
+def durable_file(path: Path) -> Iterator[int]:
+    """A new private file open for writing (its descriptor). When the block ends without an
+    error the file is fsync'ed and dropped from the page cache, so reads that follow hit
+    storage; it is closed either way."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        yield descriptor
+        os.fsync(descriptor)
+        drop_cache(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def write_durably(
+    path: Path,
+    data: bytes | memoryview,
+    result: TaskResult,
+    *,
+    chunk: int = 0,
+    byte_counters: Sequence[str] = ("bytes_written",),
+) -> None:
+    """Write ``data`` to a new ``durable_file``, in writes of ``chunk`` bytes (0: all at once).
+    Adds the seconds taken, fsync included, to ``write_seconds`` and the size to each of
+    ``byte_counters``."""
+    view = memoryview(data)
+    step = chunk or max(len(view), 1)
+    started = time.perf_counter()
+    with durable_file(path) as descriptor:
+        for offset in range(0, len(view), step):
+            write_all(descriptor, view[offset : offset + step])
+    result.add("write_seconds", time.perf_counter() - started)
+    for counter in byte_counters:
+        result.add(counter, len(view))
 
 
 def fsync_folder(folder: Path) -> None:
