@@ -30,7 +30,6 @@ import zlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -495,13 +494,9 @@ def iteration(task: Task, direct: bool = False) -> TaskResult:
 
 
 def run(ctx: Context) -> None:
-    direct = storage.choose_io_mode(
-        ctx, wants_direct=True, buffered="buffered, fdatasync, cache dropped before reads"
-    )
-    kernel = storage.KernelBytes().start()
-    totals = ctx.run_tasks(partial(iteration, direct=direct), scratch=True)
-    kernel.stop()
-    work = totals.work
+    buffered = "buffered, fdatasync, cache dropped before reads"
+    storage_run = storage.run_on_storage(ctx, iteration, wants_direct=True, buffered=buffered)
+    totals = storage_run.totals
 
     def mb_s(phase: str) -> float:
         return totals.rate_over(f"{phase}_bytes", f"{phase}_seconds", unit=1e6)
@@ -517,4 +512,4 @@ def run(ctx: Context) -> None:
     ctx.metric("random_mixed_read_iops", iops("random_mixed"), "IOPS")
     ctx.metric("mmap_read_mb_s", mb_s("mmap_read"), "MB/s")
     ctx.metric("mmap_write_iops", iops("mmap_write"), "IOPS")
-    storage.report_bytes(ctx, work.get("bytes_read", 0), work.get("bytes_written", 0), kernel)
+    storage_run.report_bytes(ctx)

@@ -280,12 +280,9 @@ def _check(
 
 
 def run(ctx: Context) -> None:
-    storage.choose_io_mode(ctx, wants_direct=False, buffered="buffered, fsync, cache dropped")
-    kernel = storage.KernelBytes().start()
-    totals = ctx.run_tasks(iteration, scratch=True)
-    kernel.stop()
-    work, rate = totals.work, totals.rate_over
+    storage_run = storage.run_on_storage(ctx, iteration)
+    rate = storage_run.totals.rate_over
     ctx.metric("rows_per_s", rate("rows", "aggregate_seconds"), "rows/s", primary=True)
     ctx.metric("aggregate_read_mb_s", rate("csv_bytes", "aggregate_seconds", unit=1e6), "MB/s")
     ctx.metric("write_mb_s", rate("bytes_written", "write_seconds", unit=1e6), "MB/s")
-    storage.report_bytes(ctx, work.get("bytes_read", 0), work.get("bytes_written", 0), kernel)
+    storage_run.report_bytes(ctx)

@@ -116,15 +116,12 @@ def iteration(task: Task) -> TaskResult:
 def run(ctx: Context) -> None:
     # Buffered by design (the data comes from unaligned in-memory buffers): fsync, then the
     # page cache is dropped so that reads hit storage.
-    storage.choose_io_mode(ctx, wants_direct=False, buffered="buffered, fsync, cache dropped")
-    kernel = storage.KernelBytes().start()
-    totals = ctx.run_tasks(iteration, scratch=True)
-    kernel.stop()
-    work, rate = totals.work, totals.rate_over
+    storage_run = storage.run_on_storage(ctx, iteration)
+    totals = storage_run.totals
+    rate = totals.rate_over
     ctx.metric("write_mb_s", rate("bytes_written", "write_seconds", unit=1e6), "MB/s", primary=True)
     ctx.metric("read_mb_s", rate("bytes_read", "read_seconds", unit=1e6), "MB/s")
     ctx.metric("random_read_iops", rate("random_reads", "random_seconds"), "IOPS")
     ctx.metric("random_read_mb_s", rate("random_bytes", "random_seconds", unit=1e6), "MB/s")
     storage.report_latencies(ctx, "random_read", totals.samples.get(_LATENCY_KEY))
-    issued_read = work.get("bytes_read", 0.0) + work.get("random_bytes", 0.0)
-    storage.report_bytes(ctx, issued_read, work.get("bytes_written", 0.0), kernel)
+    storage_run.report_bytes(ctx, issued_read=("bytes_read", "random_bytes"))

@@ -275,10 +275,8 @@ def iteration(task: Task) -> TaskResult:
 
 
 def run(ctx: Context) -> None:
-    storage.choose_io_mode(ctx, wants_direct=False, buffered="buffered, fsync, cache dropped")
-    kernel = storage.KernelBytes().start()
-    totals = ctx.run_tasks(iteration, scratch=True)
-    kernel.stop()
+    storage_run = storage.run_on_storage(ctx, iteration)
+    totals = storage_run.totals
     work, rate = totals.work, totals.rate_over
     ctx.metric("input_mb_s", rate("input_bytes", "process_seconds", unit=1e6), "MB/s", primary=True)
     ctx.metric("file_write_mb_s", rate("file_bytes_written", "write_seconds", unit=1e6), "MB/s")
@@ -289,4 +287,4 @@ def run(ctx: Context) -> None:
     for name, (before, after) in ratios.items():
         if work.get(after):
             ctx.metric(f"{name}_compression_ratio", work[before] / work[after], "x")
-    storage.report_bytes(ctx, work.get("bytes_read", 0), work.get("bytes_written", 0), kernel)
+    storage_run.report_bytes(ctx)

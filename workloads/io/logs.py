@@ -313,12 +313,9 @@ def _report_round_trip(path: Path, content: dict[str, Any], result: TaskResult) 
 
 
 def run(ctx: Context) -> None:
-    storage.choose_io_mode(ctx, wants_direct=False, buffered="buffered, fsync, cache dropped")
-    kernel = storage.KernelBytes().start()
-    totals = ctx.run_tasks(iteration, scratch=True)
-    kernel.stop()
-    work, rate = totals.work, totals.rate_over
+    storage_run = storage.run_on_storage(ctx, iteration)
+    rate = storage_run.totals.rate_over
     ctx.metric("lines_per_s", rate("lines", "analysis_seconds"), "lines/s", primary=True)
     ctx.metric("analysis_read_mb_s", rate("analysis_bytes", "analysis_seconds", unit=1e6), "MB/s")
     ctx.metric("write_mb_s", rate("bytes_written", "write_seconds", unit=1e6), "MB/s")
-    storage.report_bytes(ctx, work.get("bytes_read", 0), work.get("bytes_written", 0), kernel)
+    storage_run.report_bytes(ctx)

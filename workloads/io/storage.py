@@ -11,6 +11,8 @@
 - ``percentiles`` and ``report_latencies``: latency metrics with fixed keys (p50 ... p999) in µs.
 - ``KernelBytes`` and ``report_bytes``: the bytes the kernel counted for the process tree (what
   reached storage) next to the bytes the workload issued.
+- ``run_on_storage``: an IO workload's tasks run on the scratch storage, its IO mode recorded
+  and the kernel's bytes counted; ``StorageRun.report_bytes`` then reports them.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ import errno
 import mmap
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,10 +32,11 @@ import numpy as np
 import psutil
 
 from workloads.runtime.filesystems import mount_of
-from workloads.runtime.tasks import TaskResult
+from workloads.runtime.tasks import TaskFunction, TaskResult
 
 if TYPE_CHECKING:
     from workloads.runtime.context import Context
+    from workloads.runtime.record import Totals
 
 KIB, MIB = 1 << 10, 1 << 20
 # O_DIRECT needs offsets, sizes and buffers aligned to the device's logical block (512 B or
@@ -43,6 +47,8 @@ LATENCY_PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
 # what workers send back and the run holds stays small however long the run.
 LATENCIES_KEPT = 4096
 _PROBE_NAME = ".direct-io-probe"
+# The IO mode of the workloads that write buffered, fsync, then drop the files from the cache.
+BUFFERED_FSYNC = "buffered, fsync, cache dropped"
 
 
 # -- direct IO --------------------------------------------------------------------------------
@@ -279,3 +285,50 @@ def report_bytes(
         ("kernel_write_mb", kernel.written),
     ):
         ctx.metric(name, value / 1e6, "MB")
+
+
+# -- a run on the scratch storage -------------------------------------------------------------
+@dataclass(frozen=True)
+class StorageRun:
+    totals: Totals
+    kernel: KernelBytes  # counted over the tasks
+
+    def report_bytes(self, ctx: Context, *, issued_read: Sequence[str] = ("bytes_read",)) -> None:
+        """``report_bytes`` with the bytes the tasks issued: the sum of the ``issued_read``
+        counters read, ``bytes_written`` written."""
+        work = self.totals.work
+        read = sum(work.get(counter, 0.0) for counter in issued_read)
+        report_bytes(ctx, read, work.get("bytes_written", 0.0), self.kernel)
+
+
+def run_on_storage(
+    ctx: Context,
+    tasks: TaskFunction,
+    *,
+    buffered: str = BUFFERED_FSYNC,
+    wants_direct: bool = False,
+    processes: bool = True,
+    notes: Mapping[str, Any] | None = None,
+    finish: Callable[[], None] | None = None,
+) -> StorageRun:
+    """Run an IO workload's ``tasks`` on the scratch storage, in worker processes unless
+    ``processes`` is false.
+
+    The IO mode is chosen and recorded first (``choose_io_mode``; with ``wants_direct``,
+    ``tasks`` is called with ``direct=`` the choice), then ``notes`` beside it. The kernel's
+    bytes are counted over the tasks and ``finish``, which closes what the tasks kept open
+    (its writes count too).
+    """
+    direct = choose_io_mode(ctx, wants_direct=wants_direct, buffered=buffered)
+    for key, value in (notes or {}).items():
+        ctx.note(key, value)
+    if wants_direct:
+        tasks = partial(tasks, direct=direct)
+    kernel = KernelBytes().start()
+    try:
+        totals = ctx.run_tasks(tasks, processes=processes, scratch=True)
+    finally:
+        if finish is not None:
+            finish()
+        kernel.stop()
+    return StorageRun(totals, kernel)
