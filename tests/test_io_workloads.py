@@ -16,6 +16,7 @@ import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ import pytest
 from tests.conftest import ROOT, TINY, assert_valid, documents, only_document, run_cli
 from workloads.io import access, network, sqlite, storage
 from workloads.runtime.filesystems import mount_of
+from workloads.runtime.record import Totals
 from workloads.runtime.tasks import TaskResult
 
 IO_WORKLOADS = {
@@ -221,6 +223,64 @@ def test_a_durable_file_is_closed_after_an_error(tmp_path: Path) -> None:
         raise RuntimeError("boom")
     with pytest.raises(OSError):
         os.fstat(descriptor)
+
+
+class _StorageContext:
+    """What run_on_storage asks of a Context; run_tasks records its call and may fail."""
+
+    def __init__(self, folder: Path, fail: bool = False) -> None:
+        self.folder, self.fail = folder, fail
+        self.details: dict[str, Any] = {}
+        self.runs: list[tuple[Any, bool, bool]] = []
+
+    def scratch_dir(self) -> Path:
+        return self.folder
+
+    def note(self, key: str, value: object) -> None:
+        self.details[key] = value
+
+    def run_tasks(self, fn: object, *, processes: bool, scratch: bool) -> Totals:
+        self.runs.append((fn, processes, scratch))
+        if self.fail:
+            raise MemoryError("out of memory")
+        return Totals(iterations=1, workers=1, busy_seconds=1.0)
+
+
+def _iteration(task: object, direct: bool = False) -> TaskResult:
+    return TaskResult()
+
+
+def test_run_on_storage_records_the_mode_then_the_notes_and_passes_the_choice(
+    tmp_path: Path,
+) -> None:
+    ctx, finished = _StorageContext(tmp_path), []
+    done = storage.run_on_storage(
+        ctx,  # type: ignore[arg-type]
+        _iteration,
+        wants_direct=True,
+        notes={"transport": "x"},
+        finish=lambda: finished.append(1),
+    )
+    assert list(ctx.details) == ["storage", "transport"]
+    [(fn, processes, scratch)] = ctx.runs
+    direct = ctx.details["storage"]["io_mode"] == "O_DIRECT"
+    assert fn.keywords == {"direct": direct}
+    assert (processes, scratch, finished) == (True, True, [1])
+    assert done.totals.iterations == 1
+
+
+def test_run_on_storage_finishes_when_the_tasks_fail(tmp_path: Path) -> None:
+    ctx, finished = _StorageContext(tmp_path, fail=True), []
+    with pytest.raises(MemoryError):
+        storage.run_on_storage(
+            ctx,  # type: ignore[arg-type]
+            _iteration,
+            buffered="mode",
+            processes=False,
+            finish=lambda: finished.append(1),
+        )
+    assert ctx.details["storage"]["io_mode"] == "mode"
+    assert ctx.runs == [(_iteration, False, True)] and finished == [1]
 
 
 def test_direct_io_probe_leaves_nothing_behind(tmp_path: Path) -> None:
