@@ -23,10 +23,13 @@ from torch import nn
 
 from workloads.gpu.checks import product_tolerance, relative_error, sample_bytes
 from workloads.gpu.device import (
+    ScheduledWork,
     SizeSchedule,
     autocast,
     batch_range,
-    free_device_memory,
+    device_geometry,
+    image_layout,
+    place_model,
     record_peak_memory,
     record_schedules,
     select_device,
@@ -214,26 +217,17 @@ def _convolutions(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
 
 
-class ConvolutionWork:
+class ConvolutionWork(ScheduledWork):
     """The task function: batches of images through the pipeline, run inline on the device."""
 
     def __init__(self, ctx: Context, device: torch.device) -> None:
         self.ctx, self.device = ctx, device
-        if device.type == "cuda":
-            room = free_device_memory(device, ctx.workload.envelope.gpu_memory)
-            self.geometry = cuda_geometry(room, ctx.params.scale)
-        else:
-            self.geometry = cpu_geometry(ctx.memory_budget, ctx.params.scale)
+        self.geometry = device_geometry(ctx, device, cuda_geometry, cpu_geometry)
         self.schedule = SizeSchedule(ctx, device, *self.geometry.batch)
-        self.model = _pipeline(self.geometry.widths).to(device).eval()
-        if device.type == "cuda":
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model = place_model(_pipeline(self.geometry.widths), device).eval()
         self.convolutions = _convolutions(self.model)
         self.compute_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         self.observed_dtype = ""
-
-    def __call__(self, task: Task) -> TaskResult:
-        return self.schedule.run(task, lambda size: self._step(task, size))
 
     def _images(self, generator: torch.Generator, count: int) -> torch.Tensor:
         """Smooth random fields: low-resolution noise upsampled, plus a little fine noise."""
@@ -243,10 +237,7 @@ class ConvolutionWork:
         )
         images = F.interpolate(coarse, size=(side, side), mode="bilinear", align_corners=False)
         fine = torch.randn(images.shape, generator=generator, device=self.device)
-        images = torch.sigmoid(images + 0.1 * fine)
-        if self.device.type == "cuda":
-            images = images.contiguous(memory_format=torch.channels_last)
-        return images
+        return image_layout(torch.sigmoid(images + 0.1 * fine))
 
     def _step(self, task: Task, size: int) -> TaskResult:
         result = TaskResult(size=size)

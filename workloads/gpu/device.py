@@ -1,6 +1,7 @@
 """What every GPU workload shares (imported by GPU workloads only): choosing and preparing the
-torch device, bf16 autocast, the device-memory bound, the size schedule that rises and falls and
-backs off on out-of-memory errors, and peak memory and FLOP/s figures.
+torch device, the sizes and memory layout that suit it, bf16 autocast, the device-memory bound,
+the size schedule that rises and falls and backs off on out-of-memory errors (and the task
+function that steps through it), and peak memory and FLOP/s figures.
 """
 
 from __future__ import annotations
@@ -9,12 +10,14 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import torch
+from torch import nn
 
 from workloads.runtime.context import Context
 from workloads.runtime.nvml import nvml_probe
-from workloads.runtime.tasks import Task
+from workloads.runtime.tasks import Task, TaskResult
 
 T = TypeVar("T")
+Model = TypeVar("Model", bound=nn.Module)
 
 # Share of the free device memory a run may take, and what the CUDA context, cuBLAS and cuDNN
 # hold outside the caching allocator (the envelope's gpu_memory covers both).
@@ -91,6 +94,35 @@ def free_device_memory(device: torch.device, envelope_bytes: int) -> int:
         return 0
     free, _total = torch.cuda.mem_get_info(device)
     return usable_device_memory(free, envelope_bytes)
+
+
+def device_geometry(
+    ctx: Context,
+    device: torch.device,
+    cuda: Callable[[float, float], T],
+    cpu: Callable[[float, float], T],
+) -> T:
+    """A workload's sizes for ``device``: ``cuda(room, scale)`` from the device memory this run
+    may use on CUDA, ``cpu(memory budget, scale)`` on the CPU."""
+    if device.type == "cuda":
+        room = free_device_memory(device, ctx.workload.envelope.gpu_memory)
+        return cuda(room, ctx.params.scale)
+    return cpu(ctx.memory_budget, ctx.params.scale)
+
+
+def place_model(model: Model, device: torch.device) -> Model:
+    """``model`` on ``device``, channels-last on CUDA, where convolutions run fastest in it."""
+    model = model.to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def image_layout(images: torch.Tensor) -> torch.Tensor:
+    """Images in the layout ``place_model`` gives the model: channels-last on CUDA."""
+    if images.device.type == "cuda":
+        return images.contiguous(memory_format=torch.channels_last)
+    return images
 
 
 def batch_range(
@@ -172,6 +204,19 @@ class SizeSchedule:
             "ceiling": self.ceiling,
             "oom_backoffs": len(self.backoffs),
         }
+
+
+class ScheduledWork:
+    """A task function that runs inline on the device: each iteration is one ``_step`` at the
+    size its ``schedule`` gives (backing off on out-of-memory errors)."""
+
+    schedule: SizeSchedule
+
+    def __call__(self, task: Task) -> TaskResult:
+        return self.schedule.run(task, lambda size: self._step(task, size))
+
+    def _step(self, task: Task, size: int) -> TaskResult:
+        raise NotImplementedError
 
 
 def release_cached_memory(device: torch.device) -> None:

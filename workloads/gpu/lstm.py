@@ -23,9 +23,10 @@ from torch import nn
 
 from workloads.gpu.checks import check_decreased, sample_bytes
 from workloads.gpu.device import (
+    ScheduledWork,
     SizeSchedule,
     autocast,
-    free_device_memory,
+    device_geometry,
     record_peak_memory,
     record_schedules,
     select_device,
@@ -126,16 +127,12 @@ def recurrent(layer: nn.RNNBase, inputs: torch.Tensor) -> torch.Tensor:
     return output
 
 
-class Trainer:
+class Trainer(ScheduledWork):
     """The task function: keeps the models and optimizer across iterations (runs inline)."""
 
     def __init__(self, ctx: Context, device: torch.device) -> None:
         self.ctx, self.device = ctx, device
-        if device.type == "cuda":
-            room = free_device_memory(device, ctx.workload.envelope.gpu_memory)
-            self.geometry = cuda_geometry(room, ctx.params.scale)
-        else:
-            self.geometry = cpu_geometry(ctx.memory_budget, ctx.params.scale)
+        self.geometry = device_geometry(ctx, device, cuda_geometry, cpu_geometry)
         g = self.geometry
         self.schedule = SizeSchedule(ctx, device, *g.sequence, multiple=8, what="sequence length")
         self.model = LanguageModel(g).to(device)
@@ -150,9 +147,6 @@ class Trainer:
         self.gru = nn.GRU(g.embedding, g.hidden, 2, batch_first=True).to(device).eval()
         self.losses: list[float] = []
         self.head_dtype = ""
-
-    def __call__(self, task: Task) -> TaskResult:
-        return self.schedule.run(task, lambda length: self._step(task, length))
 
     def _step(self, task: Task, length: int) -> TaskResult:
         g = self.geometry

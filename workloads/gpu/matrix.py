@@ -26,7 +26,7 @@ import torch
 from workloads.gpu.checks import product_tolerance, relative_error, sample_bytes
 from workloads.gpu.device import (
     SizeSchedule,
-    free_device_memory,
+    device_geometry,
     record_peak_memory,
     record_schedules,
     select_device,
@@ -175,11 +175,7 @@ class MatrixWork:
 
     def __init__(self, ctx: Context, device: torch.device) -> None:
         self.ctx, self.device = ctx, device
-        if device.type == "cuda":
-            room = free_device_memory(device, ctx.workload.envelope.gpu_memory)
-            self.plan = cuda_plan(room, ctx.params.scale)
-        else:
-            self.plan = cpu_plan(ctx.memory_budget, ctx.params.scale)
+        self.plan = device_geometry(ctx, device, cuda_plan, cpu_plan)
         self.schedules = {
             name: SizeSchedule(ctx, device, r.low, r.high, multiple=r.multiple, what=f"{name} size")
             for name, r in self.plan.ranges.items()

@@ -29,9 +29,10 @@ from torch import nn
 
 from workloads.gpu.checks import check_decreased, product_tolerance, relative_error, sample_bytes
 from workloads.gpu.device import (
+    ScheduledWork,
     SizeSchedule,
     autocast,
-    free_device_memory,
+    device_geometry,
     record_mfu,
     record_peak_memory,
     record_schedules,
@@ -216,17 +217,13 @@ def attention_errors(
     return errors
 
 
-class Trainer:
+class Trainer(ScheduledWork):
     """The task function: keeps the models and optimizer across iterations (runs inline)."""
 
     def __init__(self, ctx: Context, device: torch.device) -> None:
         self.ctx, self.device = ctx, device
         cuda = device.type == "cuda"
-        if cuda:
-            room = free_device_memory(device, ctx.workload.envelope.gpu_memory)
-            self.geometry = cuda_geometry(room, ctx.params.scale)
-        else:
-            self.geometry = cpu_geometry(ctx.memory_budget, ctx.params.scale)
+        self.geometry = device_geometry(ctx, device, cuda_geometry, cpu_geometry)
         g = self.geometry
         self.schedule = SizeSchedule(ctx, device, *g.sequence, multiple=8, what="sequence length")
         self.model = Encoder(g).to(device)
@@ -237,9 +234,6 @@ class Trainer:
         self.compute_dtype = torch.bfloat16 if cuda else torch.float32
         self.losses: list[float] = []
         self.observed_dtype = ""
-
-    def __call__(self, task: Task) -> TaskResult:
-        return self.schedule.run(task, lambda length: self._step(task, length))
 
     def _step(self, task: Task, length: int) -> TaskResult:
         g = self.geometry
