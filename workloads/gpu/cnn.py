@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workloads.gpu.checks import check_decreased
+from workloads.gpu.checks import report_training_loss
 from workloads.gpu.device import (
     ScheduledWork,
     SizeSchedule,
@@ -25,8 +25,7 @@ from workloads.gpu.device import (
     device_geometry,
     image_layout,
     place_model,
-    record_peak_memory,
-    record_schedules,
+    record_device_use,
     select_device,
     synchronize,
 )
@@ -178,11 +177,7 @@ def run(ctx: Context) -> None:
     totals = ctx.run_tasks(trainer, processes=False)
     ctx.metric("samples_per_s", totals.rate("samples"), "samples/s", primary=True)
     ctx.metric("estimated_tflops", totals.rate("flops", 1e12), "TFLOP/s")
-    check_decreased(ctx, "training loss decreased", trainer.losses)
-    if trainer.losses:
-        ctx.metric("final_loss", trainer.losses[-1], "nats")
+    report_training_loss(ctx, trainer.losses)
     if trainer.accuracies:
         ctx.metric("inference_accuracy", trainer.accuracies[-1], "fraction")
-    ctx.note("compute_dtype", trainer.observed_dtype)
-    record_schedules(ctx, {"batch": trainer.schedule})
-    record_peak_memory(ctx, device)
+    record_device_use(ctx, device, trainer.observed_dtype, {"batch": trainer.schedule})

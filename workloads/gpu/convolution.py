@@ -30,8 +30,7 @@ from workloads.gpu.device import (
     device_geometry,
     image_layout,
     place_model,
-    record_peak_memory,
-    record_schedules,
+    record_device_use,
     select_device,
     synchronize,
     task_generator,
@@ -302,6 +301,4 @@ def run(ctx: Context) -> None:
     totals = ctx.run_tasks(work, processes=False)
     ctx.metric("images_per_s", totals.rate("images"), "images/s", primary=True)
     ctx.metric("estimated_tflops", totals.rate("flops", 1e12), "TFLOP/s")
-    ctx.note("compute_dtype", work.observed_dtype)
-    record_schedules(ctx, {"batch": work.schedule})
-    record_peak_memory(ctx, device)
+    record_device_use(ctx, device, work.observed_dtype, {"batch": work.schedule})

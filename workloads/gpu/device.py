@@ -230,6 +230,16 @@ def record_schedules(ctx: Context, schedules: dict[str, SizeSchedule]) -> None:
     ctx.note("oom_backoffs", sum(len(schedule.backoffs) for schedule in schedules.values()))
 
 
+def record_device_use(
+    ctx: Context, device: torch.device, compute_dtype: object, schedules: dict[str, SizeSchedule]
+) -> None:
+    """At the end of a run: the dtype the device computed in, the size schedules and the peak
+    device memory."""
+    ctx.note("compute_dtype", compute_dtype)
+    record_schedules(ctx, schedules)
+    record_peak_memory(ctx, device)
+
+
 def record_peak_memory(ctx: Context, device: torch.device) -> None:
     if device.type == "cuda":
         ctx.resources["gpu_memory_peak_bytes"] = torch.cuda.max_memory_allocated(device)

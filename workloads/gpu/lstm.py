@@ -21,14 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workloads.gpu.checks import check_decreased, sample_bytes
+from workloads.gpu.checks import report_training_loss, sample_bytes
 from workloads.gpu.device import (
     ScheduledWork,
     SizeSchedule,
     autocast,
     device_geometry,
-    record_peak_memory,
-    record_schedules,
+    record_device_use,
     select_device,
     synchronize,
     task_generator,
@@ -224,10 +223,7 @@ def run(ctx: Context) -> None:
     totals = ctx.run_tasks(trainer, processes=False)
     ctx.metric("tokens_per_s", totals.rate("tokens"), "tokens/s", primary=True)
     ctx.metric("estimated_tflops", totals.rate("flops", 1e12), "TFLOP/s")
-    check_decreased(ctx, "training loss decreased", trainer.losses)
-    if trainer.losses:
-        ctx.metric("final_loss", trainer.losses[-1], "nats")
+    report_training_loss(ctx, trainer.losses)
     recurrent_dtype = "float32 (TF32)" if device.type == "cuda" else "float32"
-    ctx.note("compute_dtype", {"recurrent": recurrent_dtype, "head": trainer.head_dtype})
-    record_schedules(ctx, {"sequence": trainer.schedule})
-    record_peak_memory(ctx, device)
+    compute_dtype = {"recurrent": recurrent_dtype, "head": trainer.head_dtype}
+    record_device_use(ctx, device, compute_dtype, {"sequence": trainer.schedule})

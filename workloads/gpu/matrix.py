@@ -27,8 +27,7 @@ from workloads.gpu.checks import product_tolerance, relative_error, sample_bytes
 from workloads.gpu.device import (
     SizeSchedule,
     device_geometry,
-    record_peak_memory,
-    record_schedules,
+    record_device_use,
     select_device,
     synchronize,
     task_generator,
@@ -341,6 +340,4 @@ def run(ctx: Context) -> None:
     ctx.metric("decomposition_nominal_tflops", decomposition, "TFLOP/s")
     elements = rate("elements", "elementwise_seconds", unit=1e9)
     ctx.metric("elementwise_gelements_per_s", elements, "Gelements/s")
-    ctx.note("compute_dtype", work.observed_dtype)
-    record_schedules(ctx, work.schedules)
-    record_peak_memory(ctx, device)
+    record_device_use(ctx, device, work.observed_dtype, work.schedules)

@@ -27,15 +27,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workloads.gpu.checks import check_decreased, product_tolerance, relative_error, sample_bytes
+from workloads.gpu.checks import (
+    product_tolerance,
+    relative_error,
+    report_training_loss,
+    sample_bytes,
+)
 from workloads.gpu.device import (
     ScheduledWork,
     SizeSchedule,
     autocast,
     device_geometry,
+    record_device_use,
     record_mfu,
-    record_peak_memory,
-    record_schedules,
     select_device,
     synchronize,
     task_generator,
@@ -324,9 +328,5 @@ def run(ctx: Context) -> None:
     ctx.metric("training_model_tflops", model_flops / 1e12, "TFLOP/s")
     ctx.metric("estimated_tflops", totals.rate("flops", 1e12), "TFLOP/s")
     record_mfu(ctx, device, model_flops)
-    check_decreased(ctx, "training loss decreased", trainer.losses)
-    if trainer.losses:
-        ctx.metric("final_loss", trainer.losses[-1], "nats")
-    ctx.note("compute_dtype", trainer.observed_dtype)
-    record_schedules(ctx, {"sequence": trainer.schedule})
-    record_peak_memory(ctx, device)
+    report_training_loss(ctx, trainer.losses)
+    record_device_use(ctx, device, trainer.observed_dtype, {"sequence": trainer.schedule})

@@ -30,8 +30,7 @@ from workloads.gpu.device import (
     device_geometry,
     image_layout,
     place_model,
-    record_peak_memory,
-    record_schedules,
+    record_device_use,
     select_device,
     synchronize,
     task_generator,
@@ -272,6 +271,4 @@ def run(ctx: Context) -> None:
         ctx.metric("final_kl", trainer.kl[-1], "nats")
     if trainer.heldout_errors:
         ctx.metric("heldout_reconstruction_mse", trainer.heldout_errors[-1], "per pixel")
-    ctx.note("compute_dtype", trainer.observed_dtype)
-    record_schedules(ctx, {"batch": trainer.schedule})
-    record_peak_memory(ctx, device)
+    record_device_use(ctx, device, trainer.observed_dtype, {"batch": trainer.schedule})
