@@ -412,11 +412,13 @@ def test_schedule_rises_and_falls_and_empties_the_cache_at_each_fall(
 
 
 def test_scheduled_work_steps_at_the_schedule_size() -> None:
-    class Work(gpu_device.ScheduledWork):
+    class Work(gpu_device.ScheduledWork[Any]):
         def _step(self, task: Task, size: int) -> TaskResult:
             return TaskResult(size=size)
 
-    work = Work()
+    ctx = _sizing_context(GiB, 0.5)
+    work = Work(ctx, torch.device("cpu"), _sizes("cuda"), _sizes("cpu"))
+    assert work.geometry == ("cpu", GiB, 0.5)
     work.schedule, _ = _schedule(16, 256, multiple=8)
     reference, _ = _schedule(16, 256, multiple=8)
     for index in range(12):

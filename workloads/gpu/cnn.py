@@ -22,7 +22,6 @@ from workloads.gpu.device import (
     ScheduledWork,
     SizeSchedule,
     autocast,
-    device_geometry,
     image_layout,
     place_model,
     record_device_use,
@@ -98,12 +97,11 @@ def _model(geometry: Geometry) -> nn.Module:
     )
 
 
-class Trainer(ScheduledWork):
+class Trainer(ScheduledWork[Geometry]):
     """The task function: keeps the model and optimizer across iterations (runs inline)."""
 
     def __init__(self, ctx: Context, device: torch.device) -> None:
-        self.ctx, self.device = ctx, device
-        self.geometry = device_geometry(ctx, device, cuda_geometry, cpu_geometry)
+        super().__init__(ctx, device, cuda_geometry, cpu_geometry)
         self.schedule = SizeSchedule(ctx, device, *self.geometry.batch)
         self.model = place_model(_model(self.geometry), device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=_LEARNING_RATE)

@@ -27,7 +27,6 @@ from workloads.gpu.device import (
     SizeSchedule,
     autocast,
     batch_range,
-    device_geometry,
     image_layout,
     place_model,
     record_device_use,
@@ -216,12 +215,11 @@ def _convolutions(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
 
 
-class ConvolutionWork(ScheduledWork):
+class ConvolutionWork(ScheduledWork[Geometry]):
     """The task function: batches of images through the pipeline, run inline on the device."""
 
     def __init__(self, ctx: Context, device: torch.device) -> None:
-        self.ctx, self.device = ctx, device
-        self.geometry = device_geometry(ctx, device, cuda_geometry, cpu_geometry)
+        super().__init__(ctx, device, cuda_geometry, cpu_geometry)
         self.schedule = SizeSchedule(ctx, device, *self.geometry.batch)
         self.model = place_model(_pipeline(self.geometry.widths), device).eval()
         self.convolutions = _convolutions(self.model)

@@ -7,7 +7,7 @@ function that steps through it), and peak memory and FLOP/s figures.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import torch
 from torch import nn
@@ -206,11 +206,22 @@ class SizeSchedule:
         }
 
 
-class ScheduledWork:
-    """A task function that runs inline on the device: each iteration is one ``_step`` at the
-    size its ``schedule`` gives (backing off on out-of-memory errors)."""
+class ScheduledWork(Generic[T]):
+    """A task function that runs inline on the device, with a ``geometry`` sized for it
+    (``device_geometry``): each iteration is one ``_step`` at the size the ``schedule`` the
+    subclass sets gives (backing off on out-of-memory errors)."""
 
     schedule: SizeSchedule
+
+    def __init__(
+        self,
+        ctx: Context,
+        device: torch.device,
+        cuda_geometry: Callable[[float, float], T],
+        cpu_geometry: Callable[[float, float], T],
+    ) -> None:
+        self.ctx, self.device = ctx, device
+        self.geometry = device_geometry(ctx, device, cuda_geometry, cpu_geometry)
 
     def __call__(self, task: Task) -> TaskResult:
         return self.schedule.run(task, lambda size: self._step(task, size))

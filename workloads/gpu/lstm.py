@@ -26,7 +26,6 @@ from workloads.gpu.device import (
     ScheduledWork,
     SizeSchedule,
     autocast,
-    device_geometry,
     record_device_use,
     select_device,
     synchronize,
@@ -126,12 +125,11 @@ def recurrent(layer: nn.RNNBase, inputs: torch.Tensor) -> torch.Tensor:
     return output
 
 
-class Trainer(ScheduledWork):
+class Trainer(ScheduledWork[Geometry]):
     """The task function: keeps the models and optimizer across iterations (runs inline)."""
 
     def __init__(self, ctx: Context, device: torch.device) -> None:
-        self.ctx, self.device = ctx, device
-        self.geometry = device_geometry(ctx, device, cuda_geometry, cpu_geometry)
+        super().__init__(ctx, device, cuda_geometry, cpu_geometry)
         g = self.geometry
         self.schedule = SizeSchedule(ctx, device, *g.sequence, multiple=8, what="sequence length")
         self.model = LanguageModel(g).to(device)

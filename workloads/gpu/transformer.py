@@ -37,7 +37,6 @@ from workloads.gpu.device import (
     ScheduledWork,
     SizeSchedule,
     autocast,
-    device_geometry,
     record_device_use,
     record_mfu,
     select_device,
@@ -221,13 +220,12 @@ def attention_errors(
     return errors
 
 
-class Trainer(ScheduledWork):
+class Trainer(ScheduledWork[Geometry]):
     """The task function: keeps the models and optimizer across iterations (runs inline)."""
 
     def __init__(self, ctx: Context, device: torch.device) -> None:
-        self.ctx, self.device = ctx, device
+        super().__init__(ctx, device, cuda_geometry, cpu_geometry)
         cuda = device.type == "cuda"
-        self.geometry = device_geometry(ctx, device, cuda_geometry, cpu_geometry)
         g = self.geometry
         self.schedule = SizeSchedule(ctx, device, *g.sequence, multiple=8, what="sequence length")
         self.model = Encoder(g).to(device)

@@ -27,7 +27,6 @@ from workloads.gpu.device import (
     SizeSchedule,
     autocast,
     batch_range,
-    device_geometry,
     image_layout,
     place_model,
     record_device_use,
@@ -151,12 +150,11 @@ def losses(
     return squared.mean(), kl.mean()
 
 
-class Trainer(ScheduledWork):
+class Trainer(ScheduledWork[Geometry]):
     """The task function: keeps the model and optimizer across iterations (runs inline)."""
 
     def __init__(self, ctx: Context, device: torch.device) -> None:
-        self.ctx, self.device = ctx, device
-        self.geometry = device_geometry(ctx, device, cuda_geometry, cpu_geometry)
+        super().__init__(ctx, device, cuda_geometry, cpu_geometry)
         self.schedule = SizeSchedule(ctx, device, *self.geometry.batch)
         self.model = place_model(VariationalAutoencoder(self.geometry), device)
         self.optimizer = torch.optim.Adam(
