@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,6 +70,35 @@ def only_document(folder: Path) -> dict[str, Any]:
 def assert_valid(document: dict[str, Any]) -> None:
     errors = sorted(VALIDATOR.iter_errors(document), key=lambda error: list(error.path))
     assert not errors, "; ".join(f"{list(e.path)}: {e.message}" for e in errors[:5])
+
+
+def terminate_with_sigterm(process: subprocess.Popen[Any], results: Path) -> dict[str, Any]:
+    """SIGTERM ``process``; it must exit within two seconds with 128 + SIGTERM and leave one
+    valid document of a run terminated by the signal, which is returned."""
+    signalled = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=10)
+    assert time.monotonic() - signalled < 2.0
+    assert process.returncode == 128 + signal.SIGTERM
+    document = only_document(results)
+    assert_valid(document)
+    assert (document["status"], document["stop_reason"], document["signal"]) == (
+        "terminated",
+        "signal",
+        "SIGTERM",
+    )
+    return document
+
+
+def alive(processes: list[psutil.Process]) -> list[psutil.Process]:
+    """Those of ``processes`` still running (a zombie or a vanished process has ended)."""
+
+    def running(process: psutil.Process) -> bool:
+        with contextlib.suppress(psutil.Error):
+            return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+        return False
+
+    return [process for process in processes if running(process)]
 
 
 @pytest.fixture

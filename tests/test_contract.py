@@ -18,10 +18,12 @@ from tests.conftest import (
     FIXTURES,
     ROOT,
     TINY,
+    alive,
     assert_valid,
     documents,
     only_document,
     run_cli,
+    terminate_with_sigterm,
 )
 
 LAUNCHERS = ROOT / "workloads" / "launchers"
@@ -163,23 +165,10 @@ def test_sigterm_leaves_a_partial_document_within_two_seconds(workload: str, res
     )
     time.sleep(1.0)
     children = psutil.Process(process.pid).children(recursive=True)
-    signalled = time.monotonic()
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=10)
-    assert time.monotonic() - signalled < 2.0
-    assert process.returncode == 128 + signal.SIGTERM
-    document = only_document(results)
-    assert_valid(document)
-    assert (document["status"], document["stop_reason"], document["signal"]) == (
-        "terminated",
-        "signal",
-        "SIGTERM",
-    )
+    document = terminate_with_sigterm(process, results)
     assert document["wall_seconds"] < 5
     assert len(list(results.iterdir())) == 1, "scratch data was left behind"
-    assert not [
-        child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE
-    ], "orphaned workers"
+    assert not alive(children), "orphaned workers"
 
 
 def test_sigint_is_handled_like_sigterm(results: Path) -> None:

@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import math
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -21,7 +20,16 @@ import numpy as np
 import psutil
 import pytest
 
-from tests.conftest import FIXTURES, ROOT, TINY, assert_valid, only_document, run_cli
+from tests.conftest import (
+    FIXTURES,
+    ROOT,
+    TINY,
+    alive,
+    assert_valid,
+    only_document,
+    run_cli,
+    terminate_with_sigterm,
+)
 from workloads.cpu import compression, hashing, montecarlo, primes, recursion, sorting
 from workloads.runtime.tasks import Task, TaskResult
 
@@ -176,15 +184,6 @@ def _workers_started(
         time.sleep(0.05)
 
 
-def _alive(processes: list[psutil.Process]) -> list[psutil.Process]:
-    def running(process: psutil.Process) -> bool:
-        with contextlib.suppress(psutil.Error):
-            return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-        return False
-
-    return [process for process in processes if running(process)]
-
-
 @pytest.mark.parametrize("workload", WORKLOADS)
 def test_sigterm_leaves_a_partial_document_within_two_seconds(workload: str, results: Path) -> None:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDAI_")}
@@ -198,24 +197,13 @@ def test_sigterm_leaves_a_partial_document_within_two_seconds(workload: str, res
     )
     time.sleep(1.0)
     workers, others = _workers_started(process.pid, 2)
-    signalled = time.monotonic()
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=10)
-    assert time.monotonic() - signalled < 2.0
-    assert process.returncode == 128 + signal.SIGTERM
-    document = only_document(results)
-    assert_valid(document)
-    assert (document["status"], document["stop_reason"], document["signal"]) == (
-        "terminated",
-        "signal",
-        "SIGTERM",
-    )
+    terminate_with_sigterm(process, results)
     assert len(workers) == 2
-    assert not _alive(workers), "orphaned workers"
+    assert not alive(workers), "orphaned workers"
     deadline = time.monotonic() + 1.0  # the resource tracker ends once it sees the run end
-    while _alive(others) and time.monotonic() < deadline:
+    while alive(others) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not _alive(others), "a helper process outlived the run"
+    assert not alive(others), "a helper process outlived the run"
 
 
 def test_cpu_workloads_never_import_torch() -> None:

@@ -14,6 +14,7 @@ import os
 import threading
 import weakref
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -32,7 +33,7 @@ from workloads.gpu import device as gpu_device  # noqa: E402
 from workloads.gpu.checks import product_tolerance, relative_error  # noqa: E402
 from workloads.gpu.synthetic import random_walk_tokens  # noqa: E402
 from workloads.manifest import get_manifest  # noqa: E402
-from workloads.runtime.tasks import Task  # noqa: E402
+from workloads.runtime.tasks import Task, TaskResult  # noqa: E402
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA device; torch finds none")
@@ -144,6 +145,40 @@ def test_usable_device_memory_is_free_memory_capped_by_the_envelope() -> None:
 
 
 ROOMS = [2 * GiB, 4 * GiB, 7 * GiB, 15 * GiB, 60 * GiB]
+
+
+def _sizing_context(budget: int, scale: float, gpu_memory: int = 0) -> Any:
+    envelope = SimpleNamespace(gpu_memory=gpu_memory)
+    return SimpleNamespace(
+        memory_budget=budget,
+        params=SimpleNamespace(scale=scale),
+        workload=SimpleNamespace(envelope=envelope),
+    )
+
+
+def _sizes(kind: str) -> Any:
+    return lambda memory, scale: (kind, memory, scale)
+
+
+def test_device_geometry_sizes_from_the_memory_budget_on_the_cpu() -> None:
+    ctx = _sizing_context(3 * GiB, 0.5)
+    sizes = gpu_device.device_geometry(ctx, torch.device("cpu"), _sizes("cuda"), _sizes("cpu"))
+    assert sizes == ("cpu", 3 * GiB, 0.5)
+
+
+def test_device_geometry_sizes_from_the_free_device_memory_on_cuda(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(gpu_device, "free_device_memory", lambda device, envelope: envelope // 2)
+    ctx = _sizing_context(3 * GiB, 0.5, gpu_memory=8 * GiB)
+    sizes = gpu_device.device_geometry(ctx, torch.device("cuda"), _sizes("cuda"), _sizes("cpu"))
+    assert sizes == ("cuda", 4 * GiB, 0.5)
+
+
+def test_on_the_cpu_models_and_images_keep_the_default_layout() -> None:
+    model = gpu_device.place_model(torch.nn.Conv2d(3, 4, 3), torch.device("cpu"))
+    images = gpu_device.image_layout(torch.zeros(2, 3, 8, 8))
+    assert model.weight.is_contiguous() and images.is_contiguous()
 
 
 @pytest.mark.parametrize("room", ROOMS)
@@ -374,6 +409,20 @@ def test_schedule_rises_and_falls_and_empties_the_cache_at_each_fall(
     assert max(sizes) > 4 * min(sizes)
     falls = sum(b < a for a, b in itertools.pairwise(sizes))
     assert falls >= 2 and len(releases) == falls
+
+
+def test_scheduled_work_steps_at_the_schedule_size() -> None:
+    class Work(gpu_device.ScheduledWork[Any]):
+        def _step(self, task: Task, size: int) -> TaskResult:
+            return TaskResult(size=size)
+
+    ctx = _sizing_context(GiB, 0.5)
+    work = Work(ctx, torch.device("cpu"), _sizes("cuda"), _sizes("cpu"))
+    assert work.geometry == ("cpu", GiB, 0.5)
+    work.schedule, _ = _schedule(16, 256, multiple=8)
+    reference, _ = _schedule(16, 256, multiple=8)
+    for index in range(12):
+        assert work(_task(index)).size == reference.size(_task(index))
 
 
 def test_out_of_memory_halves_the_ceiling_and_retries() -> None:

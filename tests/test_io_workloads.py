@@ -16,6 +16,7 @@ import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,6 +24,8 @@ import pytest
 from tests.conftest import ROOT, TINY, assert_valid, documents, only_document, run_cli
 from workloads.io import access, network, sqlite, storage
 from workloads.runtime.filesystems import mount_of
+from workloads.runtime.record import Totals
+from workloads.runtime.tasks import TaskResult
 
 IO_WORKLOADS = {
     # id: (primary metric unit, a secondary metric it must report)
@@ -202,11 +205,82 @@ def test_evenly_keeps_a_bounded_spread_of_samples() -> None:
     assert storage.evenly(values[:10], 100) == values[:10]
 
 
-def test_throughput_divides_by_the_time_per_worker() -> None:
-    work = {"bytes": 400.0, "seconds": 4.0}
-    assert storage.throughput(work, "bytes", "seconds", 1) == 100.0
-    assert storage.throughput(work, "bytes", "seconds", 2) == 200.0  # two side by side
-    assert storage.throughput({}, "bytes", "seconds", 1) == 0.0
+@pytest.mark.parametrize("chunk", [0, 4096])
+def test_write_durably_writes_every_byte_and_counts_them(tmp_path: Path, chunk: int) -> None:
+    data, result = os.urandom(10_000), TaskResult()
+    counters = ("file_bytes_written", "bytes_written")
+    storage.write_durably(tmp_path / "data", data, result, chunk=chunk, byte_counters=counters)
+    storage.write_durably(tmp_path / "empty", b"", result)
+    assert (tmp_path / "data").read_bytes() == data
+    assert (tmp_path / "data").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "empty").read_bytes() == b""
+    assert result.work["file_bytes_written"] == result.work["bytes_written"] == len(data)
+    assert result.work["write_seconds"] > 0
+
+
+def test_a_durable_file_is_closed_after_an_error(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError), storage.durable_file(tmp_path / "data") as descriptor:
+        raise RuntimeError("boom")
+    with pytest.raises(OSError):
+        os.fstat(descriptor)
+
+
+class _StorageContext:
+    """What run_on_storage asks of a Context; run_tasks records its call and may fail."""
+
+    def __init__(self, folder: Path, fail: bool = False) -> None:
+        self.folder, self.fail = folder, fail
+        self.details: dict[str, Any] = {}
+        self.runs: list[tuple[Any, bool, bool]] = []
+
+    def scratch_dir(self) -> Path:
+        return self.folder
+
+    def note(self, key: str, value: object) -> None:
+        self.details[key] = value
+
+    def run_tasks(self, fn: object, *, processes: bool, scratch: bool) -> Totals:
+        self.runs.append((fn, processes, scratch))
+        if self.fail:
+            raise MemoryError("out of memory")
+        return Totals(iterations=1, workers=1, busy_seconds=1.0)
+
+
+def _iteration(task: object, direct: bool = False) -> TaskResult:
+    return TaskResult()
+
+
+def test_run_on_storage_records_the_mode_then_the_notes_and_passes_the_choice(
+    tmp_path: Path,
+) -> None:
+    ctx, finished = _StorageContext(tmp_path), []
+    done = storage.run_on_storage(
+        ctx,  # type: ignore[arg-type]
+        _iteration,
+        wants_direct=True,
+        notes={"transport": "x"},
+        finish=lambda: finished.append(1),
+    )
+    assert list(ctx.details) == ["storage", "transport"]
+    [(fn, processes, scratch)] = ctx.runs
+    direct = ctx.details["storage"]["io_mode"] == "O_DIRECT"
+    assert fn.keywords == {"direct": direct}
+    assert (processes, scratch, finished) == (True, True, [1])
+    assert done.totals.iterations == 1
+
+
+def test_run_on_storage_finishes_when_the_tasks_fail(tmp_path: Path) -> None:
+    ctx, finished = _StorageContext(tmp_path, fail=True), []
+    with pytest.raises(MemoryError):
+        storage.run_on_storage(
+            ctx,  # type: ignore[arg-type]
+            _iteration,
+            buffered="mode",
+            processes=False,
+            finish=lambda: finished.append(1),
+        )
+    assert ctx.details["storage"]["io_mode"] == "mode"
+    assert ctx.runs == [(_iteration, False, True)] and finished == [1]
 
 
 def test_direct_io_probe_leaves_nothing_behind(tmp_path: Path) -> None:

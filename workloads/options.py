@@ -33,6 +33,13 @@ def _number(text: str) -> float:
     return value
 
 
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number") from None
+
+
 def positive_float(text: str) -> float:
     value = _number(text)
     if value <= 0:
@@ -41,20 +48,14 @@ def positive_float(text: str) -> float:
 
 
 def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a whole number") from None
+    value = _whole_number(text)
     if value < 1:
         raise ValueError(f"{text!r} must be at least 1")
     return value
 
 
 def seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a whole number") from None
+    value = _whole_number(text)
     if not 0 <= value < 2**63:
         raise ValueError(f"{text!r} must be between 0 and 2**63-1")
     return value

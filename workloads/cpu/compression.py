@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from workloads.cpu.common import operation_rate, timed
+from workloads.cpu.common import Rate, report_rates, seconds_counter, timed
 from workloads.runtime.context import Context
 from workloads.runtime.tasks import Task, TaskResult
 
@@ -238,25 +238,19 @@ def iteration(task: Task) -> TaskResult:
 def run(ctx: Context) -> None:
     totals = ctx.run_tasks(iteration)
     work = totals.work
-    ctx.metric(
-        "compress_mb_s",
-        operation_rate(totals, "bytes_compressed", ["compress"], 1e6),
-        "MB/s",
-        primary=True,
-    )
-    ctx.metric(
-        "decompress_mb_s", operation_rate(totals, "bytes_compressed", ["decompress"], 1e6), "MB/s"
-    )
-    ctx.metric("encode_mb_s", operation_rate(totals, "bytes_encoded", ["encode"], 1e6), "MB/s")
-    ctx.metric("decode_mb_s", operation_rate(totals, "bytes_encoded", ["decode"], 1e6), "MB/s")
+    rates = {
+        "compress_mb_s": Rate("bytes_compressed", ["compress"], "MB/s", 1e6),
+        "decompress_mb_s": Rate("bytes_compressed", ["decompress"], "MB/s", 1e6),
+        "encode_mb_s": Rate("bytes_encoded", ["encode"], "MB/s", 1e6),
+        "decode_mb_s": Rate("bytes_encoded", ["decode"], "MB/s", 1e6),
+    }
+    report_rates(ctx, totals, rates)
     for codec in CODECS:
         if work.get(f"in_{codec.name}"):
             timer = "encode" if codec.family == "encode" else "compress"
-            ctx.metric(
-                f"{codec.name}_mb_s",
-                operation_rate(totals, f"in_{codec.name}", [f"{timer}_{codec.name}"], 1e6),
-                "MB/s",
-            )
+            seconds = seconds_counter(f"{timer}_{codec.name}")
+            rate = totals.rate_over(f"in_{codec.name}", seconds, unit=1e6)
+            ctx.metric(f"{codec.name}_mb_s", rate, "MB/s")
             ratio = work[f"out_{codec.name}"] / work[f"in_{codec.name}"]
             ctx.metric(f"{codec.name}_ratio", ratio, "output/input")
     ctx.note("rates", "input bytes per second spent in the codec calls, summed over workers")

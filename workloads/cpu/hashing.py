@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from workloads.cpu.common import operation_rate, timed
+from workloads.cpu.common import Rate, report_rates, timed
 from workloads.runtime.context import Context
 from workloads.runtime.tasks import Task, TaskResult
 
@@ -339,28 +339,14 @@ def iteration(task: Task) -> TaskResult:
 
 def run(ctx: Context) -> None:
     totals = ctx.run_tasks(iteration)
-    ctx.metric(
-        "hashed_mb_s",
-        operation_rate(totals, "bytes_hashed", _BYTE_OPERATIONS, 1e6),
-        "MB/s",
-        primary=True,
-    )
-    ctx.metric("hashes_per_s", operation_rate(totals, "hashes", _BYTE_OPERATIONS), "hashes/s")
+    rates = {
+        "hashed_mb_s": Rate("bytes_hashed", _BYTE_OPERATIONS, "MB/s", 1e6),
+        "hashes_per_s": Rate("hashes", _BYTE_OPERATIONS, "hashes/s"),
+    }
     for name in ALGORITHMS:
         if f"bytes_{name}" in totals.work:
-            ctx.metric(
-                f"{name}_mb_s",
-                operation_rate(totals, f"bytes_{name}", [f"digest_{name}"], 1e6),
-                "MB/s",
-            )
-    ctx.metric(
-        "pbkdf2_iterations_per_s",
-        operation_rate(totals, "pbkdf2_iterations", ["pbkdf2"]),
-        "iterations/s",
-    )
-    ctx.metric(
-        "scrypt_keys_per_s",
-        operation_rate(totals, "scrypt_keys", ["scrypt"]),
-        "keys/s",
-    )
+            rates[f"{name}_mb_s"] = Rate(f"bytes_{name}", [f"digest_{name}"], "MB/s", 1e6)
+    rates["pbkdf2_iterations_per_s"] = Rate("pbkdf2_iterations", ["pbkdf2"], "iterations/s")
+    rates["scrypt_keys_per_s"] = Rate("scrypt_keys", ["scrypt"], "keys/s")
+    report_rates(ctx, totals, rates)
     ctx.note("rates", "per second spent in the hashing calls, summed over workers")

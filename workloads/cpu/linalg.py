@@ -10,11 +10,11 @@ Decompositions must reconstruct their input. FLOP counts are the nominal ones of
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import numpy as np
 
+from workloads.cpu.common import seconds_counter, timed
 from workloads.runtime.context import Context
 from workloads.runtime.tasks import Task, TaskResult
 
@@ -123,9 +123,8 @@ def iteration(task: Task) -> TaskResult:
     n = _size(task, operation)
     result = TaskResult(size=n)
     result.fingerprint_with(operation, n)
-    started = time.perf_counter()
-    _RUN[operation](task.rng, n, result)
-    result.add(f"seconds_{operation}", time.perf_counter() - started)
+    with timed(result, operation):
+        _RUN[operation](task.rng, n, result)
     result.add(f"flops_{operation}", _FLOPS[operation](n))
     result.add("flops", _FLOPS[operation](n))
     return result
@@ -135,8 +134,8 @@ def run(ctx: Context) -> None:
     totals = ctx.run_tasks(iteration)
     ctx.metric("linalg_gflops", totals.rate("flops", 1e9), "GFLOP/s", primary=True)
     for operation in _OPERATIONS:
-        seconds = totals.work.get(f"seconds_{operation}", 0.0)
-        if seconds > 0:
-            gflops = totals.work[f"flops_{operation}"] / 1e9 / (seconds / totals.workers)
+        seconds = seconds_counter(operation)
+        if totals.work.get(seconds, 0.0) > 0:
+            gflops = totals.rate_over(f"flops_{operation}", seconds, unit=1e9)
             ctx.metric(f"{operation}_gflops", gflops, "GFLOP/s")
     ctx.note("flop_counts", "nominal (Golub & Van Loan), float64")

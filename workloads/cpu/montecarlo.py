@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from workloads.cpu.common import operation_rate, timed
+from workloads.cpu.common import report_operation_rates, timed
 from workloads.runtime.context import Context
 from workloads.runtime.tasks import Task, TaskResult
 
@@ -192,16 +192,7 @@ def iteration(task: Task) -> TaskResult:
 
 def run(ctx: Context) -> None:
     totals = ctx.run_tasks(iteration)
-    ctx.metric(
-        "samples_per_s", operation_rate(totals, "samples", _OPERATIONS), "samples/s", primary=True
-    )
-    for operation in _OPERATIONS:
-        if f"samples_{operation}" in totals.work:
-            ctx.metric(
-                f"{operation}_samples_per_s",
-                operation_rate(totals, f"samples_{operation}", [operation]),
-                "samples/s",
-            )
+    report_operation_rates(ctx, totals, "samples_per_s", "samples", _OPERATIONS, "samples/s")
     points = int(totals.work.get("pi_points", 0))
     if points:
         estimate = 4 * totals.work["pi_inside"] / points

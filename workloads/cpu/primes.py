@@ -22,7 +22,7 @@ from math import gcd, isqrt, log, prod
 
 import numpy as np
 
-from workloads.cpu.common import operation_rate, timed
+from workloads.cpu.common import Rate, report_rates, timed
 from workloads.runtime.context import Context
 from workloads.runtime.tasks import Task, TaskResult
 
@@ -362,21 +362,11 @@ def iteration(task: Task) -> TaskResult:
 
 def run(ctx: Context) -> None:
     totals = ctx.run_tasks(iteration)
-    ctx.metric(
-        "primes_per_s",
-        operation_rate(totals, "primes", ("sieve", "primality")),
-        "primes/s",
-        primary=True,
-    )
-    ctx.metric("sieve_primes_per_s", operation_rate(totals, "sieve_primes", ["sieve"]), "primes/s")
-    ctx.metric(
-        "primality_tests_per_s",
-        operation_rate(totals, "primality_tests", ["primality"]),
-        "tests/s",
-    )
-    ctx.metric(
-        "numbers_factored_per_s",
-        operation_rate(totals, "numbers_factored", ["factorization"]),
-        "numbers/s",
-    )
+    rates = {
+        "primes_per_s": Rate("primes", ["sieve", "primality"], "primes/s"),
+        "sieve_primes_per_s": Rate("sieve_primes", ["sieve"], "primes/s"),
+        "primality_tests_per_s": Rate("primality_tests", ["primality"], "tests/s"),
+        "numbers_factored_per_s": Rate("numbers_factored", ["factorization"], "numbers/s"),
+    }
+    report_rates(ctx, totals, rates)
     ctx.note("primality_test", "deterministic Miller-Rabin, bases 2..37")

@@ -23,7 +23,7 @@ from __future__ import annotations
 import sys
 from math import comb, log2
 
-from workloads.cpu.common import operation_rate, timed
+from workloads.cpu.common import report_operation_rates, timed
 from workloads.runtime.context import Context
 from workloads.runtime.tasks import Task, TaskResult
 
@@ -319,16 +319,4 @@ def iteration(task: Task) -> TaskResult:
 
 def run(ctx: Context) -> None:
     totals = ctx.run_tasks(iteration)
-    ctx.metric(
-        "nodes_visited_per_s",
-        operation_rate(totals, "nodes", _OPERATIONS),
-        "nodes/s",
-        primary=True,
-    )
-    for operation in _OPERATIONS:
-        if f"nodes_{operation}" in totals.work:
-            ctx.metric(
-                f"{operation}_nodes_per_s",
-                operation_rate(totals, f"nodes_{operation}", [operation]),
-                "nodes/s",
-            )
+    report_operation_rates(ctx, totals, "nodes_visited_per_s", "nodes", _OPERATIONS, "nodes/s")

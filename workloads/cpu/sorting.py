@@ -16,12 +16,12 @@ in the sort itself; generating and checking the input is excluded.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from workloads.cpu.common import operation_rate, timed
+from workloads.cpu.common import report_operation_rates, timed
 from workloads.runtime.context import Context
 from workloads.runtime.tasks import Task, TaskResult
 
@@ -217,18 +217,6 @@ def iteration(task: Task) -> TaskResult:
 
 def run(ctx: Context) -> None:
     totals = ctx.run_tasks(iteration)
-    names: Sequence[str] = [algorithm.name for algorithm in ALGORITHMS]
-    ctx.metric(
-        "elements_sorted_per_s",
-        operation_rate(totals, "elements", names),
-        "elements/s",
-        primary=True,
-    )
-    for name in names:
-        if f"elements_{name}" in totals.work:
-            ctx.metric(
-                f"{name}_elements_per_s",
-                operation_rate(totals, f"elements_{name}", [name]),
-                "elements/s",
-            )
+    names = [algorithm.name for algorithm in ALGORITHMS]
+    report_operation_rates(ctx, totals, "elements_sorted_per_s", "elements", names, "elements/s")
     ctx.note("rates", "elements per second spent in the sort calls, summed over workers")

@@ -49,6 +49,13 @@ def check_decreased(ctx: Context, name: str, values: list[float]) -> None:
     )
 
 
+def report_training_loss(ctx: Context, losses: list[float]) -> None:
+    """End-of-run check that the training loss decreased, and the final loss when there is one."""
+    check_decreased(ctx, "training loss decreased", losses)
+    if losses:
+        ctx.metric("final_loss", losses[-1], "nats")
+
+
 def sample_bytes(tensor: torch.Tensor, count: int = 64) -> bytes:
     """The first ``count`` values of a tensor as float32 bytes: feeds a digest cheaply, and is
     the same for the same seed and device."""

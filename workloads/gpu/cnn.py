@@ -17,13 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workloads.gpu.checks import check_decreased
+from workloads.gpu.checks import report_training_loss
 from workloads.gpu.device import (
+    ScheduledWork,
     SizeSchedule,
     autocast,
-    free_device_memory,
-    record_peak_memory,
-    record_schedules,
+    image_layout,
+    place_model,
+    record_device_use,
     select_device,
     synchronize,
 )
@@ -56,17 +57,24 @@ class Geometry:
         return 2 * 9 * (3 * w1 * side**2 + w1 * w2 * (side / 2) ** 2 + w2 * w3 * (side / 4) ** 2)
 
 
-def _geometry(ctx: Context, device: torch.device) -> Geometry:
-    scale = ctx.params.scale
-    if device.type == "cuda":
-        geometry = Geometry(64, (64, 128, 256), (32, 32))
-        room = free_device_memory(device, ctx.workload.envelope.gpu_memory) * _DEVICE_MEMORY_SHARE
-        largest = int(min(4096, room / geometry.activation_bytes()) * min(scale, 1.0))
-    else:
-        side = 32 if scale >= 1 else max(8, round(32 * math.sqrt(scale) / 4) * 4)
-        geometry = Geometry(side, (16, 32, 64), (8, 8))
-        room = ctx.memory_budget * _DEVICE_MEMORY_SHARE
-        largest = int(min(128 * math.sqrt(min(scale, 1.0)), room / geometry.activation_bytes()))
+def cuda_geometry(room: float, scale: float) -> Geometry:
+    """64-pixel images, widths 64-128-256, the largest batch (up to 4096) from ``room``."""
+    geometry = Geometry(64, (64, 128, 256), (32, 32))
+    largest = min(4096, room * _DEVICE_MEMORY_SHARE / geometry.activation_bytes())
+    return _with_batches(geometry, int(largest * min(scale, 1.0)))
+
+
+def cpu_geometry(budget: float, scale: float) -> Geometry:
+    """32-pixel images at scale 1 (down to 8 at tiny scales), widths 16-32-64."""
+    side = 32 if scale >= 1 else max(8, round(32 * math.sqrt(scale) / 4) * 4)
+    geometry = Geometry(side, (16, 32, 64), (8, 8))
+    room = budget * _DEVICE_MEMORY_SHARE
+    largest = min(128 * math.sqrt(min(scale, 1.0)), room / geometry.activation_bytes())
+    return _with_batches(geometry, int(largest))
+
+
+def _with_batches(geometry: Geometry, largest: int) -> Geometry:
+    """``geometry`` with batches from an eighth of ``largest`` (at least 8) up to it."""
     largest = max(8, largest)
     return Geometry(geometry.image, geometry.widths, (max(4, largest // 8), largest))
 
@@ -89,16 +97,13 @@ def _model(geometry: Geometry) -> nn.Module:
     )
 
 
-class Trainer:
+class Trainer(ScheduledWork[Geometry]):
     """The task function: keeps the model and optimizer across iterations (runs inline)."""
 
     def __init__(self, ctx: Context, device: torch.device) -> None:
-        self.ctx, self.device = ctx, device
-        self.geometry = _geometry(ctx, device)
+        super().__init__(ctx, device, cuda_geometry, cpu_geometry)
         self.schedule = SizeSchedule(ctx, device, *self.geometry.batch)
-        self.model = _model(self.geometry).to(device)
-        if device.type == "cuda":
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model = place_model(_model(self.geometry), device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=_LEARNING_RATE)
         generator = torch.Generator().manual_seed(ctx.params.seed)
         side = self.geometry.image
@@ -117,10 +122,7 @@ class Trainer:
         side = self.geometry.image
         images = torch.randn(size, 3, side, side, generator=noise, device=self.device)
         labels = labels.to(self.device)
-        images = images + 0.8 * self.templates[labels]
-        if self.device.type == "cuda":
-            images = images.contiguous(memory_format=torch.channels_last)
-        return images, labels
+        return image_layout(images + 0.8 * self.templates[labels]), labels
 
     def _train(self, images: torch.Tensor, labels: torch.Tensor) -> float:
         with autocast(self.device):
@@ -141,11 +143,8 @@ class Trainer:
         finally:
             self.model.train()
 
-    def __call__(self, task: Task) -> TaskResult:
+    def _step(self, task: Task, size: int) -> TaskResult:
         training = task.index % _CYCLE < _TRAINING_STEPS
-        return self.schedule.run(task, lambda size: self._step(task, size, training))
-
-    def _step(self, task: Task, size: int, training: bool) -> TaskResult:
         images, labels = self._batch(task, size)
         result = TaskResult(size=size)
         result.fingerprint_with("train" if training else "infer", size, int(labels.sum()))
@@ -176,11 +175,7 @@ def run(ctx: Context) -> None:
     totals = ctx.run_tasks(trainer, processes=False)
     ctx.metric("samples_per_s", totals.rate("samples"), "samples/s", primary=True)
     ctx.metric("estimated_tflops", totals.rate("flops", 1e12), "TFLOP/s")
-    check_decreased(ctx, "training loss decreased", trainer.losses)
-    if trainer.losses:
-        ctx.metric("final_loss", trainer.losses[-1], "nats")
+    report_training_loss(ctx, trainer.losses)
     if trainer.accuracies:
         ctx.metric("inference_accuracy", trainer.accuracies[-1], "fraction")
-    ctx.note("compute_dtype", trainer.observed_dtype)
-    record_schedules(ctx, {"batch": trainer.schedule})
-    record_peak_memory(ctx, device)
+    record_device_use(ctx, device, trainer.observed_dtype, {"batch": trainer.schedule})

@@ -23,12 +23,13 @@ from torch import nn
 
 from workloads.gpu.checks import product_tolerance, relative_error, sample_bytes
 from workloads.gpu.device import (
+    ScheduledWork,
     SizeSchedule,
     autocast,
     batch_range,
-    free_device_memory,
-    record_peak_memory,
-    record_schedules,
+    image_layout,
+    place_model,
+    record_device_use,
     select_device,
     synchronize,
     task_generator,
@@ -214,26 +215,16 @@ def _convolutions(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
 
 
-class ConvolutionWork:
+class ConvolutionWork(ScheduledWork[Geometry]):
     """The task function: batches of images through the pipeline, run inline on the device."""
 
     def __init__(self, ctx: Context, device: torch.device) -> None:
-        self.ctx, self.device = ctx, device
-        if device.type == "cuda":
-            room = free_device_memory(device, ctx.workload.envelope.gpu_memory)
-            self.geometry = cuda_geometry(room, ctx.params.scale)
-        else:
-            self.geometry = cpu_geometry(ctx.memory_budget, ctx.params.scale)
+        super().__init__(ctx, device, cuda_geometry, cpu_geometry)
         self.schedule = SizeSchedule(ctx, device, *self.geometry.batch)
-        self.model = _pipeline(self.geometry.widths).to(device).eval()
-        if device.type == "cuda":
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model = place_model(_pipeline(self.geometry.widths), device).eval()
         self.convolutions = _convolutions(self.model)
         self.compute_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         self.observed_dtype = ""
-
-    def __call__(self, task: Task) -> TaskResult:
-        return self.schedule.run(task, lambda size: self._step(task, size))
 
     def _images(self, generator: torch.Generator, count: int) -> torch.Tensor:
         """Smooth random fields: low-resolution noise upsampled, plus a little fine noise."""
@@ -243,10 +234,7 @@ class ConvolutionWork:
         )
         images = F.interpolate(coarse, size=(side, side), mode="bilinear", align_corners=False)
         fine = torch.randn(images.shape, generator=generator, device=self.device)
-        images = torch.sigmoid(images + 0.1 * fine)
-        if self.device.type == "cuda":
-            images = images.contiguous(memory_format=torch.channels_last)
-        return images
+        return image_layout(torch.sigmoid(images + 0.1 * fine))
 
     def _step(self, task: Task, size: int) -> TaskResult:
         result = TaskResult(size=size)
@@ -311,6 +299,4 @@ def run(ctx: Context) -> None:
     totals = ctx.run_tasks(work, processes=False)
     ctx.metric("images_per_s", totals.rate("images"), "images/s", primary=True)
     ctx.metric("estimated_tflops", totals.rate("flops", 1e12), "TFLOP/s")
-    ctx.note("compute_dtype", work.observed_dtype)
-    record_schedules(ctx, {"batch": work.schedule})
-    record_peak_memory(ctx, device)
+    record_device_use(ctx, device, work.observed_dtype, {"batch": work.schedule})

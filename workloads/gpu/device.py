@@ -1,20 +1,23 @@
 """What every GPU workload shares (imported by GPU workloads only): choosing and preparing the
-torch device, bf16 autocast, the device-memory bound, the size schedule that rises and falls and
-backs off on out-of-memory errors, and peak memory and FLOP/s figures.
+torch device, the sizes and memory layout that suit it, bf16 autocast, the device-memory bound,
+the size schedule that rises and falls and backs off on out-of-memory errors (and the task
+function that steps through it), and peak memory and FLOP/s figures.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import torch
+from torch import nn
 
 from workloads.runtime.context import Context
 from workloads.runtime.nvml import nvml_probe
-from workloads.runtime.tasks import Task
+from workloads.runtime.tasks import Task, TaskResult
 
 T = TypeVar("T")
+Model = TypeVar("Model", bound=nn.Module)
 
 # Share of the free device memory a run may take, and what the CUDA context, cuBLAS and cuDNN
 # hold outside the caching allocator (the envelope's gpu_memory covers both).
@@ -91,6 +94,35 @@ def free_device_memory(device: torch.device, envelope_bytes: int) -> int:
         return 0
     free, _total = torch.cuda.mem_get_info(device)
     return usable_device_memory(free, envelope_bytes)
+
+
+def device_geometry(
+    ctx: Context,
+    device: torch.device,
+    cuda: Callable[[float, float], T],
+    cpu: Callable[[float, float], T],
+) -> T:
+    """A workload's sizes for ``device``: ``cuda(room, scale)`` from the device memory this run
+    may use on CUDA, ``cpu(memory budget, scale)`` on the CPU."""
+    if device.type == "cuda":
+        room = free_device_memory(device, ctx.workload.envelope.gpu_memory)
+        return cuda(room, ctx.params.scale)
+    return cpu(ctx.memory_budget, ctx.params.scale)
+
+
+def place_model(model: Model, device: torch.device) -> Model:
+    """``model`` on ``device``, channels-last on CUDA, where convolutions run fastest in it."""
+    model = model.to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def image_layout(images: torch.Tensor) -> torch.Tensor:
+    """Images in the layout ``place_model`` gives the model: channels-last on CUDA."""
+    if images.device.type == "cuda":
+        return images.contiguous(memory_format=torch.channels_last)
+    return images
 
 
 def batch_range(
@@ -174,6 +206,30 @@ class SizeSchedule:
         }
 
 
+class ScheduledWork(Generic[T]):
+    """A task function that runs inline on the device, with a ``geometry`` sized for it
+    (``device_geometry``): each iteration is one ``_step`` at the size the ``schedule`` the
+    subclass sets gives (backing off on out-of-memory errors)."""
+
+    schedule: SizeSchedule
+
+    def __init__(
+        self,
+        ctx: Context,
+        device: torch.device,
+        cuda_geometry: Callable[[float, float], T],
+        cpu_geometry: Callable[[float, float], T],
+    ) -> None:
+        self.ctx, self.device = ctx, device
+        self.geometry = device_geometry(ctx, device, cuda_geometry, cpu_geometry)
+
+    def __call__(self, task: Task) -> TaskResult:
+        return self.schedule.run(task, lambda size: self._step(task, size))
+
+    def _step(self, task: Task, size: int) -> TaskResult:
+        raise NotImplementedError
+
+
 def release_cached_memory(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -183,6 +239,16 @@ def record_schedules(ctx: Context, schedules: dict[str, SizeSchedule]) -> None:
     """Note each schedule's range and back-offs, and their total as ``oom_backoffs``."""
     ctx.note("sizes", {name: schedule.describe() for name, schedule in schedules.items()})
     ctx.note("oom_backoffs", sum(len(schedule.backoffs) for schedule in schedules.values()))
+
+
+def record_device_use(
+    ctx: Context, device: torch.device, compute_dtype: object, schedules: dict[str, SizeSchedule]
+) -> None:
+    """At the end of a run: the dtype the device computed in, the size schedules and the peak
+    device memory."""
+    ctx.note("compute_dtype", compute_dtype)
+    record_schedules(ctx, schedules)
+    record_peak_memory(ctx, device)
 
 
 def record_peak_memory(ctx: Context, device: torch.device) -> None:

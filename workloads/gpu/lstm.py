@@ -21,13 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workloads.gpu.checks import check_decreased, sample_bytes
+from workloads.gpu.checks import report_training_loss, sample_bytes
 from workloads.gpu.device import (
+    ScheduledWork,
     SizeSchedule,
     autocast,
-    free_device_memory,
-    record_peak_memory,
-    record_schedules,
+    record_device_use,
     select_device,
     synchronize,
     task_generator,
@@ -126,16 +125,11 @@ def recurrent(layer: nn.RNNBase, inputs: torch.Tensor) -> torch.Tensor:
     return output
 
 
-class Trainer:
+class Trainer(ScheduledWork[Geometry]):
     """The task function: keeps the models and optimizer across iterations (runs inline)."""
 
     def __init__(self, ctx: Context, device: torch.device) -> None:
-        self.ctx, self.device = ctx, device
-        if device.type == "cuda":
-            room = free_device_memory(device, ctx.workload.envelope.gpu_memory)
-            self.geometry = cuda_geometry(room, ctx.params.scale)
-        else:
-            self.geometry = cpu_geometry(ctx.memory_budget, ctx.params.scale)
+        super().__init__(ctx, device, cuda_geometry, cpu_geometry)
         g = self.geometry
         self.schedule = SizeSchedule(ctx, device, *g.sequence, multiple=8, what="sequence length")
         self.model = LanguageModel(g).to(device)
@@ -150,9 +144,6 @@ class Trainer:
         self.gru = nn.GRU(g.embedding, g.hidden, 2, batch_first=True).to(device).eval()
         self.losses: list[float] = []
         self.head_dtype = ""
-
-    def __call__(self, task: Task) -> TaskResult:
-        return self.schedule.run(task, lambda length: self._step(task, length))
 
     def _step(self, task: Task, length: int) -> TaskResult:
         g = self.geometry
@@ -230,10 +221,7 @@ def run(ctx: Context) -> None:
     totals = ctx.run_tasks(trainer, processes=False)
     ctx.metric("tokens_per_s", totals.rate("tokens"), "tokens/s", primary=True)
     ctx.metric("estimated_tflops", totals.rate("flops", 1e12), "TFLOP/s")
-    check_decreased(ctx, "training loss decreased", trainer.losses)
-    if trainer.losses:
-        ctx.metric("final_loss", trainer.losses[-1], "nats")
+    report_training_loss(ctx, trainer.losses)
     recurrent_dtype = "float32 (TF32)" if device.type == "cuda" else "float32"
-    ctx.note("compute_dtype", {"recurrent": recurrent_dtype, "head": trainer.head_dtype})
-    record_schedules(ctx, {"sequence": trainer.schedule})
-    record_peak_memory(ctx, device)
+    compute_dtype = {"recurrent": recurrent_dtype, "head": trainer.head_dtype}
+    record_device_use(ctx, device, compute_dtype, {"sequence": trainer.schedule})

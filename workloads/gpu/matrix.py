@@ -26,9 +26,8 @@ import torch
 from workloads.gpu.checks import product_tolerance, relative_error, sample_bytes
 from workloads.gpu.device import (
     SizeSchedule,
-    free_device_memory,
-    record_peak_memory,
-    record_schedules,
+    device_geometry,
+    record_device_use,
     select_device,
     synchronize,
     task_generator,
@@ -175,11 +174,7 @@ class MatrixWork:
 
     def __init__(self, ctx: Context, device: torch.device) -> None:
         self.ctx, self.device = ctx, device
-        if device.type == "cuda":
-            room = free_device_memory(device, ctx.workload.envelope.gpu_memory)
-            self.plan = cuda_plan(room, ctx.params.scale)
-        else:
-            self.plan = cpu_plan(ctx.memory_budget, ctx.params.scale)
+        self.plan = device_geometry(ctx, device, cuda_plan, cpu_plan)
         self.schedules = {
             name: SizeSchedule(ctx, device, r.low, r.high, multiple=r.multiple, what=f"{name} size")
             for name, r in self.plan.ranges.items()
@@ -332,25 +327,17 @@ class MatrixWork:
         result.add(f"{name}_count", 1)
 
 
-def _ratio(numerator: float, denominator: float) -> float:
-    return numerator / denominator if denominator > 0 else 0.0
-
-
 def run(ctx: Context) -> None:
     device = select_device(ctx)
     work = MatrixWork(ctx, device)
     ctx.note("bmm_side", work.plan.bmm_side)
     totals = ctx.run_tasks(work, processes=False)
-    done = totals.work
-    product_tflops = _ratio(done.get("product_flops", 0.0), done.get("product_seconds", 0.0))
-    ctx.metric("matrix_product_tflops", product_tflops / 1e12, "TFLOP/s", primary=True)
+    rate = totals.rate_over
+    product_tflops = rate("product_flops", "product_seconds", unit=1e12)
+    ctx.metric("matrix_product_tflops", product_tflops, "TFLOP/s", primary=True)
     ctx.metric("all_operations_tflops", totals.rate("flops", 1e12), "TFLOP/s")
-    decomposition = _ratio(
-        done.get("decomposition_flops", 0.0), done.get("decomposition_seconds", 0.0)
-    )
-    ctx.metric("decomposition_nominal_tflops", decomposition / 1e12, "TFLOP/s")
-    elements = _ratio(done.get("elements", 0.0), done.get("elementwise_seconds", 0.0))
-    ctx.metric("elementwise_gelements_per_s", elements / 1e9, "Gelements/s")
-    ctx.note("compute_dtype", work.observed_dtype)
-    record_schedules(ctx, work.schedules)
-    record_peak_memory(ctx, device)
+    decomposition = rate("decomposition_flops", "decomposition_seconds", unit=1e12)
+    ctx.metric("decomposition_nominal_tflops", decomposition, "TFLOP/s")
+    elements = rate("elements", "elementwise_seconds", unit=1e9)
+    ctx.metric("elementwise_gelements_per_s", elements, "Gelements/s")
+    record_device_use(ctx, device, work.observed_dtype, work.schedules)

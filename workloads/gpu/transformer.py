@@ -27,14 +27,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workloads.gpu.checks import check_decreased, product_tolerance, relative_error, sample_bytes
+from workloads.gpu.checks import (
+    product_tolerance,
+    relative_error,
+    report_training_loss,
+    sample_bytes,
+)
 from workloads.gpu.device import (
+    ScheduledWork,
     SizeSchedule,
     autocast,
-    free_device_memory,
+    record_device_use,
     record_mfu,
-    record_peak_memory,
-    record_schedules,
     select_device,
     synchronize,
     task_generator,
@@ -216,17 +220,12 @@ def attention_errors(
     return errors
 
 
-class Trainer:
+class Trainer(ScheduledWork[Geometry]):
     """The task function: keeps the models and optimizer across iterations (runs inline)."""
 
     def __init__(self, ctx: Context, device: torch.device) -> None:
-        self.ctx, self.device = ctx, device
+        super().__init__(ctx, device, cuda_geometry, cpu_geometry)
         cuda = device.type == "cuda"
-        if cuda:
-            room = free_device_memory(device, ctx.workload.envelope.gpu_memory)
-            self.geometry = cuda_geometry(room, ctx.params.scale)
-        else:
-            self.geometry = cpu_geometry(ctx.memory_budget, ctx.params.scale)
         g = self.geometry
         self.schedule = SizeSchedule(ctx, device, *g.sequence, multiple=8, what="sequence length")
         self.model = Encoder(g).to(device)
@@ -237,9 +236,6 @@ class Trainer:
         self.compute_dtype = torch.bfloat16 if cuda else torch.float32
         self.losses: list[float] = []
         self.observed_dtype = ""
-
-    def __call__(self, task: Task) -> TaskResult:
-        return self.schedule.run(task, lambda length: self._step(task, length))
 
     def _step(self, task: Task, length: int) -> TaskResult:
         g = self.geometry
@@ -306,10 +302,6 @@ class Trainer:
             )
 
 
-def _ratio(numerator: float, denominator: float) -> float:
-    return numerator / denominator if denominator > 0 else 0.0
-
-
 def run(ctx: Context) -> None:
     device = select_device(ctx)
     trainer = Trainer(ctx, device)
@@ -327,19 +319,12 @@ def run(ctx: Context) -> None:
         },
     )
     totals = ctx.run_tasks(trainer, processes=False)
-    done = totals.work
     ctx.metric("tokens_per_s", totals.rate("tokens"), "tokens/s", primary=True)
-    train_seconds = done.get("train_seconds", 0.0)
-    ctx.metric(
-        "training_tokens_per_s", _ratio(done.get("train_tokens", 0.0), train_seconds), "tokens/s"
-    )
-    model_flops = _ratio(done.get("train_model_flops", 0.0), train_seconds)
+    training_tokens = totals.rate_over("train_tokens", "train_seconds")
+    ctx.metric("training_tokens_per_s", training_tokens, "tokens/s")
+    model_flops = totals.rate_over("train_model_flops", "train_seconds")
     ctx.metric("training_model_tflops", model_flops / 1e12, "TFLOP/s")
     ctx.metric("estimated_tflops", totals.rate("flops", 1e12), "TFLOP/s")
     record_mfu(ctx, device, model_flops)
-    check_decreased(ctx, "training loss decreased", trainer.losses)
-    if trainer.losses:
-        ctx.metric("final_loss", trainer.losses[-1], "nats")
-    ctx.note("compute_dtype", trainer.observed_dtype)
-    record_schedules(ctx, {"sequence": trainer.schedule})
-    record_peak_memory(ctx, device)
+    report_training_loss(ctx, trainer.losses)
+    record_device_use(ctx, device, trainer.observed_dtype, {"sequence": trainer.schedule})

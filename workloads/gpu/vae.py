@@ -23,12 +23,13 @@ from torch import nn
 
 from workloads.gpu.checks import check_decreased, sample_bytes
 from workloads.gpu.device import (
+    ScheduledWork,
     SizeSchedule,
     autocast,
     batch_range,
-    free_device_memory,
-    record_peak_memory,
-    record_schedules,
+    image_layout,
+    place_model,
+    record_device_use,
     select_device,
     synchronize,
     task_generator,
@@ -149,20 +150,13 @@ def losses(
     return squared.mean(), kl.mean()
 
 
-class Trainer:
+class Trainer(ScheduledWork[Geometry]):
     """The task function: keeps the model and optimizer across iterations (runs inline)."""
 
     def __init__(self, ctx: Context, device: torch.device) -> None:
-        self.ctx, self.device = ctx, device
-        if device.type == "cuda":
-            room = free_device_memory(device, ctx.workload.envelope.gpu_memory)
-            self.geometry = cuda_geometry(room, ctx.params.scale)
-        else:
-            self.geometry = cpu_geometry(ctx.memory_budget, ctx.params.scale)
+        super().__init__(ctx, device, cuda_geometry, cpu_geometry)
         self.schedule = SizeSchedule(ctx, device, *self.geometry.batch)
-        self.model = VariationalAutoencoder(self.geometry).to(device)
-        if device.type == "cuda":
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model = place_model(VariationalAutoencoder(self.geometry), device)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=_LEARNING_RATE, fused=device.type == "cuda"
         )
@@ -184,13 +178,7 @@ class Trainer:
         mix = torch.randn(count, _TEMPLATES, generator=generator, device=self.device)
         scale = _CONTRAST / math.sqrt(_TEMPLATES)
         mixed = torch.einsum("bk,kchw->bchw", mix, self.templates) * scale
-        images = torch.sigmoid(mixed)
-        if self.device.type == "cuda":
-            images = images.contiguous(memory_format=torch.channels_last)
-        return images
-
-    def __call__(self, task: Task) -> TaskResult:
-        return self.schedule.run(task, lambda size: self._step(task, size))
+        return image_layout(torch.sigmoid(mixed))
 
     def _step(self, task: Task, size: int) -> TaskResult:
         generator = task_generator(task, self.device)
@@ -281,6 +269,4 @@ def run(ctx: Context) -> None:
         ctx.metric("final_kl", trainer.kl[-1], "nats")
     if trainer.heldout_errors:
         ctx.metric("heldout_reconstruction_mse", trainer.heldout_errors[-1], "per pixel")
-    ctx.note("compute_dtype", trainer.observed_dtype)
-    record_schedules(ctx, {"batch": trainer.schedule})
-    record_peak_memory(ctx, device)
+    record_device_use(ctx, device, trainer.observed_dtype, {"batch": trainer.schedule})

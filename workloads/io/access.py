@@ -30,7 +30,6 @@ import zlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -495,23 +494,22 @@ def iteration(task: Task, direct: bool = False) -> TaskResult:
 
 
 def run(ctx: Context) -> None:
-    direct = storage.choose_io_mode(
-        ctx, wants_direct=True, buffered="buffered, fdatasync, cache dropped before reads"
-    )
-    kernel = storage.KernelBytes().start()
-    totals = ctx.run_tasks(partial(iteration, direct=direct), scratch=True)
-    kernel.stop()
-    work, workers = totals.work, totals.workers
+    buffered = "buffered, fdatasync, cache dropped before reads"
+    storage_run = storage.run_on_storage(ctx, iteration, wants_direct=True, buffered=buffered)
+    totals = storage_run.totals
 
-    def rate(name: str, unit: str = "bytes", scale: float = 1e6) -> float:
-        return storage.throughput(work, f"{name}_{unit}", f"{name}_seconds", workers) / scale
+    def mb_s(phase: str) -> float:
+        return totals.rate_over(f"{phase}_bytes", f"{phase}_seconds", unit=1e6)
 
-    ctx.metric("sequential_read_mb_s", rate("sequential_read"), "MB/s", primary=True)
-    ctx.metric("sequential_write_mb_s", rate("sequential_write"), "MB/s")
-    ctx.metric("random_read_iops", rate("random_4k", "operations", 1), "IOPS")
+    def iops(phase: str) -> float:
+        return totals.rate_over(f"{phase}_operations", f"{phase}_seconds")
+
+    ctx.metric("sequential_read_mb_s", mb_s("sequential_read"), "MB/s", primary=True)
+    ctx.metric("sequential_write_mb_s", mb_s("sequential_write"), "MB/s")
+    ctx.metric("random_read_iops", iops("random_4k"), "IOPS")
     storage.report_latencies(ctx, "random_read", totals.samples.get(_LATENCY_KEY))
-    ctx.metric("random_mixed_read_mb_s", rate("random_mixed"), "MB/s")
-    ctx.metric("random_mixed_read_iops", rate("random_mixed", "operations", 1), "IOPS")
-    ctx.metric("mmap_read_mb_s", rate("mmap_read"), "MB/s")
-    ctx.metric("mmap_write_iops", rate("mmap_write", "operations", 1), "IOPS")
-    storage.report_bytes(ctx, work.get("bytes_read", 0), work.get("bytes_written", 0), kernel)
+    ctx.metric("random_mixed_read_mb_s", mb_s("random_mixed"), "MB/s")
+    ctx.metric("random_mixed_read_iops", iops("random_mixed"), "IOPS")
+    ctx.metric("mmap_read_mb_s", mb_s("mmap_read"), "MB/s")
+    ctx.metric("mmap_write_iops", iops("mmap_write"), "IOPS")
+    storage_run.report_bytes(ctx)

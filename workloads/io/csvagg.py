@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,19 +199,6 @@ def top_rows(aggregates: Aggregates) -> list[list[str]]:
     ]
 
 
-def _write_durably(path: Path, data: bytes, result: TaskResult) -> None:
-    started = time.perf_counter()
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        storage.write_all(descriptor, data)
-        os.fsync(descriptor)
-        storage.drop_cache(descriptor)
-    finally:
-        os.close(descriptor)
-    result.add("write_seconds", time.perf_counter() - started)
-    result.add("bytes_written", len(data))
-
-
 def _csv_bytes(rows: list[list[str]]) -> bytes:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(rows)
@@ -220,7 +206,7 @@ def _csv_bytes(rows: list[list[str]]) -> bytes:
 
 
 def _round_trip(path: Path, rows: list[list[str]], result: TaskResult) -> bool:
-    _write_durably(path, _csv_bytes(rows), result)
+    storage.write_durably(path, _csv_bytes(rows), result)
     with path.open(newline="") as handle:
         back = list(csv.reader(handle))
     result.add("bytes_read", path.stat().st_size)
@@ -254,7 +240,7 @@ def iteration(task: Task) -> TaskResult:
             task.checkpoint()
             columns = Columns.draw(task.rng, per_file, customers)
             aggregate_columns(columns, expected)
-            _write_durably(path, csv_text(columns, number * per_file), result)
+            storage.write_durably(path, csv_text(columns, number * per_file), result)
             del columns
         started = time.perf_counter()
         for path in paths:
@@ -294,16 +280,9 @@ def _check(
 
 
 def run(ctx: Context) -> None:
-    storage.choose_io_mode(ctx, wants_direct=False, buffered="buffered, fsync, cache dropped")
-    kernel = storage.KernelBytes().start()
-    totals = ctx.run_tasks(iteration, scratch=True)
-    kernel.stop()
-    work, workers = totals.work, totals.workers
-
-    def rate(amount: str, seconds: str) -> float:
-        return storage.throughput(work, amount, seconds, workers)
-
+    storage_run = storage.run_on_storage(ctx, iteration)
+    rate = storage_run.totals.rate_over
     ctx.metric("rows_per_s", rate("rows", "aggregate_seconds"), "rows/s", primary=True)
-    ctx.metric("aggregate_read_mb_s", rate("csv_bytes", "aggregate_seconds") / 1e6, "MB/s")
-    ctx.metric("write_mb_s", rate("bytes_written", "write_seconds") / 1e6, "MB/s")
-    storage.report_bytes(ctx, work.get("bytes_read", 0), work.get("bytes_written", 0), kernel)
+    ctx.metric("aggregate_read_mb_s", rate("csv_bytes", "aggregate_seconds", unit=1e6), "MB/s")
+    ctx.metric("write_mb_s", rate("bytes_written", "write_seconds", unit=1e6), "MB/s")
+    storage_run.report_bytes(ctx)

@@ -40,20 +40,6 @@ def _plan(task: Task) -> tuple[int, int]:
     return count, max(4 * KIB, int(size) // (4 * KIB) * (4 * KIB))
 
 
-def _write(path: Path, data: memoryview, result: TaskResult) -> None:
-    started = time.perf_counter()
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        for offset in range(0, len(data), _CHUNK):
-            storage.write_all(descriptor, data[offset : offset + _CHUNK])
-        os.fsync(descriptor)
-        storage.drop_cache(descriptor)
-    finally:
-        os.close(descriptor)
-    result.add("write_seconds", time.perf_counter() - started)
-    result.add("bytes_written", len(data))
-
-
 def _read_digest(path: Path, result: TaskResult) -> bytes:
     started = time.perf_counter()
     digest = hashlib.sha256()
@@ -106,7 +92,7 @@ def iteration(task: Task) -> TaskResult:
             data = memoryview(task.rng.bit_generator.random_raw(size // 8)).cast("B")
             buffers.append(data)
             written.append(hashlib.sha256(data).digest())
-            _write(path, data, result)
+            storage.write_durably(path, data, result, chunk=_CHUNK)
         read_back = []
         for path in paths:
             task.checkpoint()
@@ -130,19 +116,12 @@ def iteration(task: Task) -> TaskResult:
 def run(ctx: Context) -> None:
     # Buffered by design (the data comes from unaligned in-memory buffers): fsync, then the
     # page cache is dropped so that reads hit storage.
-    storage.choose_io_mode(ctx, wants_direct=False, buffered="buffered, fsync, cache dropped")
-    kernel = storage.KernelBytes().start()
-    totals = ctx.run_tasks(iteration, scratch=True)
-    kernel.stop()
-    work, workers = totals.work, totals.workers
-
-    def rate(amount: str, seconds: str) -> float:
-        return storage.throughput(work, amount, seconds, workers)
-
-    ctx.metric("write_mb_s", rate("bytes_written", "write_seconds") / 1e6, "MB/s", primary=True)
-    ctx.metric("read_mb_s", rate("bytes_read", "read_seconds") / 1e6, "MB/s")
+    storage_run = storage.run_on_storage(ctx, iteration)
+    totals = storage_run.totals
+    rate = totals.rate_over
+    ctx.metric("write_mb_s", rate("bytes_written", "write_seconds", unit=1e6), "MB/s", primary=True)
+    ctx.metric("read_mb_s", rate("bytes_read", "read_seconds", unit=1e6), "MB/s")
     ctx.metric("random_read_iops", rate("random_reads", "random_seconds"), "IOPS")
-    ctx.metric("random_read_mb_s", rate("random_bytes", "random_seconds") / 1e6, "MB/s")
+    ctx.metric("random_read_mb_s", rate("random_bytes", "random_seconds", unit=1e6), "MB/s")
     storage.report_latencies(ctx, "random_read", totals.samples.get(_LATENCY_KEY))
-    issued_read = work.get("bytes_read", 0.0) + work.get("random_bytes", 0.0)
-    storage.report_bytes(ctx, issued_read, work.get("bytes_written", 0.0), kernel)
+    storage_run.report_bytes(ctx, issued_read=("bytes_read", "random_bytes"))

@@ -26,7 +26,6 @@ import bz2
 import hashlib
 import io
 import lzma
-import os
 import time
 import zlib
 from collections.abc import Callable
@@ -110,20 +109,6 @@ def psnr(original: np.ndarray, decoded: np.ndarray) -> float:
 
 
 # -- file IO ----------------------------------------------------------------------------------
-def _write(path: Path, data: bytes, result: TaskResult) -> None:
-    started = time.perf_counter()
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        storage.write_all(descriptor, data)
-        os.fsync(descriptor)
-        storage.drop_cache(descriptor)
-    finally:
-        os.close(descriptor)
-    result.add("write_seconds", time.perf_counter() - started)
-    result.add("file_bytes_written", len(data))
-    result.add("bytes_written", len(data))
-
-
 def _read(path: Path, result: TaskResult) -> bytes:
     started = time.perf_counter()
     with path.open("rb", buffering=0) as handle:
@@ -147,7 +132,10 @@ def _round_trip(
     """Encode, write, read back and decode; returns the decoded pixels."""
     encoded = _encode(image, fmt, **options)
     result.add(f"{path.stem.split('-')[0]}_{fmt.lower()}_bytes", len(encoded))
-    _write(path, encoded, result)
+    # file_bytes_written: the image files alone (file MB/s); bytes_written: streams too.
+    storage.write_durably(
+        path, encoded, result, byte_counters=("file_bytes_written", "bytes_written")
+    )
     with Image.open(io.BytesIO(_read(path, result))) as decoded:
         return np.asarray(decoded.convert(image.mode))
 
@@ -157,17 +145,12 @@ def stream_compress(path: Path, data: bytes, codec: str, result: TaskResult) -> 
     compressor = CODECS[codec][0]()
     view, written = memoryview(data), 0
     started = time.perf_counter()
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
+    with storage.durable_file(path) as descriptor:
         for offset in range(0, len(view), _STREAM_CHUNK):
             written += storage.write_all(
                 descriptor, compressor.compress(view[offset : offset + _STREAM_CHUNK])
             )
         written += storage.write_all(descriptor, compressor.flush())
-        os.fsync(descriptor)
-        storage.drop_cache(descriptor)
-    finally:
-        os.close(descriptor)
     result.add("stream_seconds", time.perf_counter() - started)
     result.add("bytes_written", written)
     return written
@@ -292,22 +275,16 @@ def iteration(task: Task) -> TaskResult:
 
 
 def run(ctx: Context) -> None:
-    storage.choose_io_mode(ctx, wants_direct=False, buffered="buffered, fsync, cache dropped")
-    kernel = storage.KernelBytes().start()
-    totals = ctx.run_tasks(iteration, scratch=True)
-    kernel.stop()
-    work, workers = totals.work, totals.workers
-
-    def rate(amount: str, seconds: str) -> float:
-        return storage.throughput(work, amount, seconds, workers)
-
-    ctx.metric("input_mb_s", rate("input_bytes", "process_seconds") / 1e6, "MB/s", primary=True)
-    ctx.metric("file_write_mb_s", rate("file_bytes_written", "write_seconds") / 1e6, "MB/s")
-    ctx.metric("file_read_mb_s", rate("file_bytes_read", "read_seconds") / 1e6, "MB/s")
-    ctx.metric("stream_mb_s", rate("stream_in", "stream_seconds") / 1e6, "MB/s")
+    storage_run = storage.run_on_storage(ctx, iteration)
+    totals = storage_run.totals
+    work, rate = totals.work, totals.rate_over
+    ctx.metric("input_mb_s", rate("input_bytes", "process_seconds", unit=1e6), "MB/s", primary=True)
+    ctx.metric("file_write_mb_s", rate("file_bytes_written", "write_seconds", unit=1e6), "MB/s")
+    ctx.metric("file_read_mb_s", rate("file_bytes_read", "read_seconds", unit=1e6), "MB/s")
+    ctx.metric("stream_mb_s", rate("stream_in", "stream_seconds", unit=1e6), "MB/s")
     ratios = {codec: (f"{codec}_in", f"{codec}_out") for codec in CODECS}
     ratios |= {fmt: ("image_bytes", f"image_{fmt}_bytes") for fmt in ("png", "jpeg")}
     for name, (before, after) in ratios.items():
         if work.get(after):
             ctx.metric(f"{name}_compression_ratio", work[before] / work[after], "x")
-    storage.report_bytes(ctx, work.get("bytes_read", 0), work.get("bytes_written", 0), kernel)
+    storage_run.report_bytes(ctx)

@@ -18,7 +18,6 @@ Iterations run in worker processes (the default): they share nothing.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections import Counter
@@ -241,19 +240,6 @@ def report(tallies: Tallies) -> dict[str, Any]:
 
 
 # -- one iteration ----------------------------------------------------------------------------
-def _write_durably(path: Path, data: bytes, result: TaskResult) -> None:
-    started = time.perf_counter()
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        storage.write_all(descriptor, data)
-        os.fsync(descriptor)
-        storage.drop_cache(descriptor)
-    finally:
-        os.close(descriptor)
-    result.add("write_seconds", time.perf_counter() - started)
-    result.add("bytes_written", len(data))
-
-
 def _plan(task: Task) -> tuple[int, int]:
     """(files, entries per file): both vary, within the memory and disk budgets."""
     files = int(task.rng.integers(_FILES[0], _FILES[1] + 1))
@@ -278,7 +264,7 @@ def iteration(task: Task) -> TaskResult:
             task.checkpoint()
             start_ms = int(task.rng.integers(0, 10**9)) + number
             text = generate(task.rng, per_file, start_ms, expected)
-            _write_durably(path, text.encode(), result)
+            storage.write_durably(path, text.encode(), result)
             del text
         started = time.perf_counter()
         for path in paths:
@@ -320,23 +306,16 @@ def _differences(want: Any, got: Any) -> str:
 
 
 def _report_round_trip(path: Path, content: dict[str, Any], result: TaskResult) -> None:
-    _write_durably(path, json.dumps(content, indent=1).encode(), result)
+    storage.write_durably(path, json.dumps(content, indent=1).encode(), result)
     data = path.read_bytes()
     result.add("bytes_read", len(data))
     result.check("the report reads back equal to the analysis", json.loads(data) == content)
 
 
 def run(ctx: Context) -> None:
-    storage.choose_io_mode(ctx, wants_direct=False, buffered="buffered, fsync, cache dropped")
-    kernel = storage.KernelBytes().start()
-    totals = ctx.run_tasks(iteration, scratch=True)
-    kernel.stop()
-    work, workers = totals.work, totals.workers
-
-    def rate(amount: str, seconds: str) -> float:
-        return storage.throughput(work, amount, seconds, workers)
-
+    storage_run = storage.run_on_storage(ctx, iteration)
+    rate = storage_run.totals.rate_over
     ctx.metric("lines_per_s", rate("lines", "analysis_seconds"), "lines/s", primary=True)
-    ctx.metric("analysis_read_mb_s", rate("analysis_bytes", "analysis_seconds") / 1e6, "MB/s")
-    ctx.metric("write_mb_s", rate("bytes_written", "write_seconds") / 1e6, "MB/s")
-    storage.report_bytes(ctx, work.get("bytes_read", 0), work.get("bytes_written", 0), kernel)
+    ctx.metric("analysis_read_mb_s", rate("analysis_bytes", "analysis_seconds", unit=1e6), "MB/s")
+    ctx.metric("write_mb_s", rate("bytes_written", "write_seconds", unit=1e6), "MB/s")
+    storage_run.report_bytes(ctx)

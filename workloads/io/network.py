@@ -299,19 +299,18 @@ def _record(result: TaskResult, sent: Stream, live: Stream, replay: Stream, seco
 
 
 def run(ctx: Context) -> None:
-    storage.choose_io_mode(ctx, wants_direct=False, buffered="buffered capture, fsync")
     tcp = loopback_available()
-    ctx.note("transport", "TCP on 127.0.0.1" if tcp else "Unix socket pair (no IPv4 loopback)")
-    kernel = storage.KernelBytes().start()
-    totals = ctx.run_tasks(partial(iteration, tcp=tcp), scratch=True)
-    kernel.stop()
-    work, workers = totals.work, totals.workers
-
-    def rate(amount: str, seconds: str) -> float:
-        return storage.throughput(work, amount, seconds, workers)
-
+    transport = "TCP on 127.0.0.1" if tcp else "Unix socket pair (no IPv4 loopback)"
+    storage_run = storage.run_on_storage(
+        ctx,
+        partial(iteration, tcp=tcp),
+        buffered="buffered capture, fsync",
+        notes={"transport": transport},
+    )
+    totals = storage_run.totals
+    rate = totals.rate_over
     ctx.metric("messages_per_s", rate("messages", "transfer_seconds"), "messages/s", primary=True)
-    ctx.metric("transfer_mb_s", rate("message_bytes", "transfer_seconds") / 1e6, "MB/s")
-    ctx.metric("capture_reparse_mb_s", rate("bytes_read", "reparse_seconds") / 1e6, "MB/s")
+    ctx.metric("transfer_mb_s", rate("message_bytes", "transfer_seconds", unit=1e6), "MB/s")
+    ctx.metric("capture_reparse_mb_s", rate("bytes_read", "reparse_seconds", unit=1e6), "MB/s")
     storage.report_latencies(ctx, "message", totals.samples.get("latency_us"))
-    storage.report_bytes(ctx, work.get("bytes_read", 0), work.get("bytes_written", 0), kernel)
+    storage_run.report_bytes(ctx)

@@ -429,19 +429,16 @@ def _iteration(task: Task, connection: sqlite3.Connection, model: Model) -> Task
 
 def run(ctx: Context) -> None:
     # SQLite does its own buffered IO; durability comes from fsync at every commit.
-    storage.choose_io_mode(ctx, wants_direct=False, buffered="buffered (SQLite), WAL, fsync")
     database = Database()
-    kernel = storage.KernelBytes().start()
-    try:
-        totals = ctx.run_tasks(database, processes=False, scratch=True)
-    finally:
-        database.close()
-        kernel.stop()
-    work = totals.work
-
-    def rate(amount: str, seconds: str) -> float:
-        return storage.throughput(work, amount, seconds, 1)
-
+    storage_run = storage.run_on_storage(
+        ctx,
+        database,
+        buffered="buffered (SQLite), WAL, fsync",
+        processes=False,  # one database, kept open between iterations
+        finish=database.close,
+    )
+    totals, kernel = storage_run.totals, storage_run.kernel
+    rate = totals.rate_over  # one worker: the iterations ran inline
     ctx.metric(
         "transactions_per_s", rate("transactions", "transaction_seconds"), "tx/s", primary=True
     )

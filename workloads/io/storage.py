@@ -5,10 +5,14 @@
   with ``drop_cache``, where it does not.
 - ``choose_io_mode`` probes and records the filesystem and the IO mode in the document.
 - ``aligned_buffer`` gives page-aligned memory (an anonymous mapping) that O_DIRECT needs.
-- ``write_all``, ``fsync_folder`` and ``drop_cache``: durable writes and cold reads.
+- ``write_all``, ``fsync_folder`` and ``drop_cache``: durable writes and cold reads;
+  ``durable_file`` and ``write_durably``: a new file written, fsync'ed and dropped from the
+  page cache.
 - ``percentiles`` and ``report_latencies``: latency metrics with fixed keys (p50 ... p999) in µs.
 - ``KernelBytes`` and ``report_bytes``: the bytes the kernel counted for the process tree (what
   reached storage) next to the bytes the workload issued.
+- ``run_on_storage``: an IO workload's tasks run on the scratch storage, its IO mode recorded
+  and the kernel's bytes counted; ``StorageRun.report_bytes`` then reports them.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ import contextlib
 import errno
 import mmap
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,9 +32,11 @@ import numpy as np
 import psutil
 
 from workloads.runtime.filesystems import mount_of
+from workloads.runtime.tasks import TaskFunction, TaskResult
 
 if TYPE_CHECKING:
     from workloads.runtime.context import Context
+    from workloads.runtime.record import Totals
 
 KIB, MIB = 1 << 10, 1 << 20
 # O_DIRECT needs offsets, sizes and buffers aligned to the device's logical block (512 B or
@@ -39,6 +47,8 @@ LATENCY_PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
 # what workers send back and the run holds stays small however long the run.
 LATENCIES_KEPT = 4096
 _PROBE_NAME = ".direct-io-probe"
+# The IO mode of the workloads that write buffered, fsync, then drop the files from the cache.
+BUFFERED_FSYNC = "buffered, fsync, cache dropped"
 
 
 # -- direct IO --------------------------------------------------------------------------------
@@ -140,6 +150,42 @@ def write_all(descriptor: int, data: bytes | memoryview | mmap.mmap, offset: int
     return done
 
 
+@contextlib.contextmanager
+def durable_file(path: Path) -> Iterator[int]:
+    """A new private file open for writing (its descriptor). When the block ends without an
+    error the file is fsync'ed and dropped from the page cache, so reads that follow hit
+    storage; it is closed either way."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        yield descriptor
+        os.fsync(descriptor)
+        drop_cache(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def write_durably(
+    path: Path,
+    data: bytes | memoryview,
+    result: TaskResult,
+    *,
+    chunk: int = 0,
+    byte_counters: Sequence[str] = ("bytes_written",),
+) -> None:
+    """Write ``data`` to a new ``durable_file``, in writes of ``chunk`` bytes (0: all at once).
+    Adds the seconds taken, fsync included, to ``write_seconds`` and the size to each of
+    ``byte_counters``."""
+    view = memoryview(data)
+    step = chunk or max(len(view), 1)
+    started = time.perf_counter()
+    with durable_file(path) as descriptor:
+        for offset in range(0, len(view), step):
+            write_all(descriptor, view[offset : offset + step])
+    result.add("write_seconds", time.perf_counter() - started)
+    for counter in byte_counters:
+        result.add(counter, len(view))
+
+
 def fsync_folder(folder: Path) -> None:
     """Make new or removed names in ``folder`` durable (a file's fsync does not)."""
     descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
@@ -191,13 +237,6 @@ def report_latencies(ctx: Context, name: str, values: Sequence[float] | None) ->
         ctx.metric(f"{name}_latency_{key}", value, "us")
 
 
-def throughput(work: dict[str, float], amount: str, seconds: str, workers: int) -> float:
-    """``amount`` per second of the time spent on it: ``seconds`` is summed over workers that
-    ran side by side, so the run's aggregate rate divides by the time per worker."""
-    spent = work.get(seconds, 0.0) / max(workers, 1)
-    return work.get(amount, 0.0) / spent if spent > 0 else 0.0
-
-
 # -- bytes the kernel counted -----------------------------------------------------------------
 def _tree_io() -> tuple[int, int, int, int]:
     """Bytes of this process, its reaped children and live ones: read from and written to
@@ -246,3 +285,50 @@ def report_bytes(
         ("kernel_write_mb", kernel.written),
     ):
         ctx.metric(name, value / 1e6, "MB")
+
+
+# -- a run on the scratch storage -------------------------------------------------------------
+@dataclass(frozen=True)
+class StorageRun:
+    totals: Totals
+    kernel: KernelBytes  # counted over the tasks
+
+    def report_bytes(self, ctx: Context, *, issued_read: Sequence[str] = ("bytes_read",)) -> None:
+        """``report_bytes`` with the bytes the tasks issued: the sum of the ``issued_read``
+        counters read, ``bytes_written`` written."""
+        work = self.totals.work
+        read = sum(work.get(counter, 0.0) for counter in issued_read)
+        report_bytes(ctx, read, work.get("bytes_written", 0.0), self.kernel)
+
+
+def run_on_storage(
+    ctx: Context,
+    tasks: TaskFunction,
+    *,
+    buffered: str = BUFFERED_FSYNC,
+    wants_direct: bool = False,
+    processes: bool = True,
+    notes: Mapping[str, Any] | None = None,
+    finish: Callable[[], None] | None = None,
+) -> StorageRun:
+    """Run an IO workload's ``tasks`` on the scratch storage, in worker processes unless
+    ``processes`` is false.
+
+    The IO mode is chosen and recorded first (``choose_io_mode``; with ``wants_direct``,
+    ``tasks`` is called with ``direct=`` the choice), then ``notes`` beside it. The kernel's
+    bytes are counted over the tasks and ``finish``, which closes what the tasks kept open
+    (its writes count too).
+    """
+    direct = choose_io_mode(ctx, wants_direct=wants_direct, buffered=buffered)
+    for key, value in (notes or {}).items():
+        ctx.note(key, value)
+    if wants_direct:
+        tasks = partial(tasks, direct=direct)
+    kernel = KernelBytes().start()
+    try:
+        totals = ctx.run_tasks(tasks, processes=processes, scratch=True)
+    finally:
+        if finish is not None:
+            finish()
+        kernel.stop()
+    return StorageRun(totals, kernel)

@@ -41,6 +41,16 @@ class Totals:
             return 0.0
         return self.work.get(counter, 0.0) / unit / busy_per_worker
 
+    def rate_over(self, amount: str, *seconds_counters: str, unit: float = 1.0) -> float:
+        """``amount`` per second spent in the phases timed by ``seconds_counters``, summed over
+        workers: workers ran side by side, so the time is the phases' seconds per worker (0.0
+        when none was spent). Unlike ``rate``, the rest of each iteration is left out."""
+        spent = sum(self.work.get(name, 0.0) for name in seconds_counters)
+        seconds_per_worker = spent / max(self.workers, 1)
+        if seconds_per_worker <= 0:
+            return 0.0
+        return self.work.get(amount, 0.0) / unit / seconds_per_worker
+
 
 class Recorder:
     def __init__(self) -> None:
