@@ -19,8 +19,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: no display needed, none assumed
 
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
 
 MIB, GIB = float(1 << 20), float(1 << 30)
 ENVELOPE, LIMIT, TARGET = "#d62728", "#7f7f7f", "#2ca02c"
@@ -66,8 +66,8 @@ def load_runs(inputs: list[Path]) -> list[Run]:
     for path in paths:
         try:
             document = json.loads(path.read_text())
-            document["timeseries"]["samples"]  # noqa: B018 - the keys the report needs
-            document["workload"]["id"]  # noqa: B018
+            document["timeseries"]["samples"]
+            document["workload"]["id"]
         except (OSError, ValueError, KeyError, TypeError) as err:
             print(f"report: skipped {path}: not a run document ({err})", file=sys.stderr)
             continue
