@@ -53,3 +53,24 @@ def test_duty_cycle_reaches_its_target_whatever_the_unit(intensity: float, unit:
 def test_full_intensity_never_sleeps() -> None:
     cycle = DutyCycle(LoadShape("steady", 100, 10, 1), 0.0, lambda s: pytest.fail("slept"))
     assert cycle.after_unit(0.5) == 0.0
+
+
+def test_a_pause_ends_early_when_a_burst_begins() -> None:
+    """At 10 % a 1 s unit owes 9 s of idleness; the shape turns to 100 % 2 s in."""
+
+    class Step(LoadShape):
+        def target(self, elapsed: float) -> float:
+            return 0.1 if elapsed < 2.0 else 1.0
+
+    clock = [1.0]
+
+    def wait(seconds: float) -> None:
+        clock[0] += seconds
+
+    cycle = DutyCycle(Step("steady", 100, 100, 1), 0.0, wait, lambda: clock[0])
+    assert cycle.after_unit(1.0) == pytest.approx(1.0, abs=0.26)  # not 9 s
+
+
+def test_a_stop_cuts_the_pause_short() -> None:
+    cycle = DutyCycle(LoadShape("steady", 10, 100, 1), 0.0, lambda seconds: True)
+    assert cycle.after_unit(1.0) < 0.1

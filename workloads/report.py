@@ -78,6 +78,16 @@ def load_runs(inputs: list[Path]) -> list[Run]:
 
 
 # -- one run --------------------------------------------------------------------------------
+def _legend(axes: Axes, *others: Axes) -> None:
+    """One legend per panel, outside it on the right, where it hides no data."""
+    handles, labels = axes.get_legend_handles_labels()
+    for other in others:
+        more_handles, more_labels = other.get_legend_handles_labels()
+        handles, labels = handles + more_handles, labels + more_labels
+    axes.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8,
+                borderaxespad=0, frameon=False)
+
+
 def _line(axes: Axes, y: float | None, color: str, label: str, style: str = "--") -> None:
     if y is not None:
         axes.axhline(y, color=color, linestyle=style, linewidth=1.2, label=label)
@@ -102,6 +112,7 @@ def _cpu_panel(axes: Axes, run: Run) -> None:
     _line(axes, document["limits"]["cpu_quota"], LIMIT, "CPU quota", ":")
     axes.set_ylabel("CPU cores")
     axes.set_ylim(bottom=0)
+    _legend(axes)
 
 
 def _memory_panel(axes: Axes, run: Run) -> None:
@@ -114,6 +125,7 @@ def _memory_panel(axes: Axes, run: Run) -> None:
     _line(axes, limit / MIB if limit else None, LIMIT, "memory limit", ":")
     axes.set_ylabel("memory (MiB)")
     axes.set_ylim(bottom=0)
+    _legend(axes)
 
 
 def _io_panel(axes: Axes, run: Run) -> None:
@@ -123,6 +135,7 @@ def _io_panel(axes: Axes, run: Run) -> None:
     axes.plot(times, written, color="#ff7f0e", linewidth=1.4, label="written")
     axes.set_ylabel("storage (MB/s)")
     axes.set_ylim(bottom=0)
+    _legend(axes)
 
 
 def _gpu_panel(axes: Axes, run: Run) -> None:
@@ -137,7 +150,7 @@ def _gpu_panel(axes: Axes, run: Run) -> None:
     _line(memory_axes, gpu_memory / GIB if gpu_memory else None, ENVELOPE, "GPU memory envelope")
     memory_axes.set_ylabel("GPU memory (GiB)")
     memory_axes.set_ylim(bottom=0)
-    memory_axes.legend(loc="upper right", fontsize=8)
+    _legend(axes, memory_axes)
 
 
 def _headline(document: dict[str, Any]) -> str:
@@ -153,12 +166,11 @@ def _headline(document: dict[str, Any]) -> str:
 def timeline(run: Run, path: Path) -> Path:
     panels = [_cpu_panel, _memory_panel, _io_panel] + ([_gpu_panel] if run.uses_gpu else [])
     figure, axes = plt.subplots(
-        len(panels), 1, figsize=(10, 2.3 * len(panels) + 1.2), sharex=True, constrained_layout=True
+        len(panels), 1, figsize=(12, 2.3 * len(panels) + 1.2), sharex=True, constrained_layout=True
     )
     for draw, panel in zip(panels, axes, strict=True):
         draw(panel, run)
         panel.grid(alpha=0.3)
-        panel.legend(loc="upper left", fontsize=8, ncols=2)
     document = run.document
     axes[-1].set_xlabel("seconds since the start of the run")
     axes[-1].set_xlim(0, max(document["wall_seconds"], 1e-3))

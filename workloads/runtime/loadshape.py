@@ -19,6 +19,9 @@ PROFILES = ("steady", "ramp", "wave", "bursty")
 _FLOOR = 0.1
 # Idle seconds a worker may bank (after a stall) and spend later as extra busy time.
 _MAX_CREDIT = 0.5
+# The longest a pause goes without re-reading the load shape, and a pause too short to take.
+_SLICE = 0.25
+_NEGLIGIBLE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -103,15 +106,32 @@ class DutyCycle:
         now = self._clock()
         idle = max(0.0, now - self._mark - busy_seconds)
         self._mark = now
-        target = self._shape.target(now - self._origin)
+        target = self._target(now)
         if target >= 0.999:
             self._debt = 0.0
             return 0.0
-        self._debt = max(self._debt + busy_seconds * (1 - target) / target - idle, -_MAX_CREDIT)
-        if self._debt <= 0:
-            return 0.0
-        self._wait(self._debt)
-        self._mark = self._clock()
-        slept = self._mark - now
-        self._debt -= slept
-        return slept
+        self._debt = max(self._debt + busy_seconds * _idle_per_busy(target) - idle, -_MAX_CREDIT)
+        while self._debt > _NEGLIGIBLE:
+            # Pause in slices, re-reading the shape: a burst or a wave's rise starts on time
+            # rather than after a pause owed to the quiet phase before it.
+            stopped = self._wait(min(self._debt, _SLICE))
+            current = self._clock()
+            self._debt -= current - self._mark
+            self._mark = current
+            if stopped:
+                break
+            rescaled = self._target(current)
+            if rescaled >= 0.999:
+                self._debt = min(self._debt, 0.0)
+            elif rescaled != target and self._debt > 0:
+                self._debt *= _idle_per_busy(rescaled) / _idle_per_busy(target)
+            target = rescaled
+        return self._mark - now
+
+    def _target(self, now: float) -> float:
+        return self._shape.target(now - self._origin)
+
+
+def _idle_per_busy(target: float) -> float:
+    """Seconds of idleness each busy second owes at busy fraction ``target``."""
+    return (1 - target) / target
