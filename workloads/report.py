@@ -84,8 +84,15 @@ def _legend(axes: Axes, *others: Axes) -> None:
     for other in others:
         more_handles, more_labels = other.get_legend_handles_labels()
         handles, labels = handles + more_handles, labels + more_labels
-    axes.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8,
-                borderaxespad=0, frameon=False)
+    axes.legend(
+        handles,
+        labels,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        fontsize=8,
+        borderaxespad=0,
+        frameon=False,
+    )
 
 
 def _line(axes: Axes, y: float | None, color: str, label: str, style: str = "--") -> None:
