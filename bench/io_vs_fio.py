@@ -13,8 +13,9 @@ write new, unallocated files (fio's fallocate=none); both read the file io-6 wro
 
 Each phase runs on both sides, one after the other, each followed by a sync and a pause
 (--settle) so that none pays for the writeback of the one before; rounds (--repeat) alternate
-which side goes first, and the medians are compared. It prints MB/s or IOPS for each side and
-io-6's ratio to fio: the target is 0.8 or more. On a shared machine the figures are noisy.
+which side goes first. It prints each side's median MB/s or IOPS and, as io-6's ratio to fio,
+the median of the rounds' own ratios (with their range): the target is 0.8 or more. On a shared
+machine or a cloud disk the figures are noisy.
 
 fio comes from the distribution: apt-get install -y fio (Debian, Ubuntu) or dnf install fio.
 """
@@ -54,9 +55,12 @@ class Figure:
     fio: float
     ours_p99_us: float | None = None
     fio_p99_us: float | None = None
+    round_ratios: tuple[float, ...] = ()  # of a summary: each round's own ratio
 
     @property
     def ratio(self) -> float:
+        if self.round_ratios:
+            return statistics.median(self.round_ratios)
         return self.ours / self.fio if self.fio else float("nan")
 
 
@@ -111,7 +115,7 @@ def compare(
         return phase.mb_per_s, None
 
     def our_read() -> tuple[float, None]:
-        phase = access.read_sequential(ours_path, layout, chunk=chunk, direct=direct)
+        phase = access.read_sequential(ours_path, layout, direct=direct)
         if [phase.checksum] != written:
             raise SystemExit("io-6's sequential read did not verify: its figures mean nothing")
         return phase.mb_per_s, None
@@ -179,7 +183,9 @@ def untimed_read(path: Path) -> None:
 
 
 def medians(runs: list[list[Figure]]) -> list[Figure]:
-    """Per phase, the median of each side over the repetitions."""
+    """Per phase, the median of each side over the repetitions, and of the rounds' ratios: the
+    two sides of a round ran back to back, so a drift of the storage's speed over the run (burst
+    credits of a cloud disk) cancels in a round's ratio but not across medians."""
 
     def median(values: list[float | None]) -> float | None:
         present = [value for value in values if value is not None]
@@ -193,14 +199,20 @@ def medians(runs: list[list[Figure]]) -> list[Figure]:
             statistics.median(figure.fio for figure in same),
             median([figure.ours_p99_us for figure in same]),
             median([figure.fio_p99_us for figure in same]),
+            tuple(figure.ratio for figure in same),
         )
         for same in zip(*runs, strict=True)
     ]
 
 
+def _spread(ratios: tuple[float, ...]) -> str:
+    return f"{min(ratios):.2f}-{max(ratios):.2f}" if ratios else ""
+
+
 def _print(mode: str, figures: list[Figure]) -> None:
     print(f"\n{mode}")
-    print(f"{'phase':<26} {'unit':>5} {'io-6':>10} {'fio':>10} {'ratio':>6}  p99 µs io-6 / fio")
+    header = f"{'phase':<26} {'unit':>5} {'io-6':>10} {'fio':>10} {'ratio':>6} {'rounds':>11}"
+    print(f"{header}  p99 µs io-6 / fio")
     for figure in figures:
         flag = "" if figure.ratio >= TARGET else f"  below {TARGET}"
         latency = ""
@@ -208,7 +220,7 @@ def _print(mode: str, figures: list[Figure]) -> None:
             latency = f"  {figure.ours_p99_us:.0f} / {figure.fio_p99_us:.0f}"
         print(
             f"{figure.phase:<26} {figure.unit:>5} {figure.ours:>10.1f} {figure.fio:>10.1f} "
-            f"{figure.ratio:>6.2f}{latency}{flag}"
+            f"{figure.ratio:>6.2f} {_spread(figure.round_ratios):>11}{latency}{flag}"
         )
 
 

@@ -368,7 +368,7 @@ def test_access_phases_verify_and_catch_a_damaged_page(tmp_path: Path, direct: b
     layout = access.Layout.random(1, 64 * access.PAGE, rng, access.make_pool(rng))
     path = tmp_path / "data.bin"
     written = access.write_sequential(path, layout, chunk=access.BLOCK, direct=direct)
-    read = access.read_sequential(path, layout, chunk=access.BLOCK, direct=direct)
+    read = access.read_sequential(path, layout, direct=direct)
     assert (read.checksum, read.bytes) == (written.checksum, layout.size)
     offsets, lengths = access.random_plan(rng, layout.size, 50, access.RANDOM_SIZES)
     assert access.read_random(path, layout, offsets, lengths, direct=direct).mismatches == 0
@@ -378,7 +378,7 @@ def test_access_phases_verify_and_catch_a_damaged_page(tmp_path: Path, direct: b
     with path.open("r+b") as handle:  # damage page 5's body
         handle.seek(5 * access.PAGE + 100)
         handle.write(b"\x00\x01\x02\x03")
-    damaged = access.read_sequential(path, layout, chunk=access.BLOCK, direct=direct)
+    damaged = access.read_sequential(path, layout, direct=direct)
     assert damaged.checksum != read.checksum
     every_page = np.arange(64, dtype=np.int64) * access.PAGE
     pages = np.full(64, access.PAGE, dtype=np.int64)
