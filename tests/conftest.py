@@ -17,8 +17,10 @@ import jsonschema
 import psutil
 import pytest
 
+from workloads.runtime.results import SCHEMA_PATH
+
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMA = json.loads((ROOT / "workloads" / "schema" / "result.schema.json").read_text())
+SCHEMA = json.loads(SCHEMA_PATH.read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # Small enough that every implemented workload finishes an iteration in well under a second.

@@ -178,7 +178,6 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("sample_interval", "SECONDS", interval, "seconds between resource samples (default 1)"),
 )
-OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ import numpy as np
 from workloads.exports import GIB, Images, command
 from workloads.manifest import Manifest, Workload
 
-ARRIVALS = ("poisson", "fixed")
 FIELDS = (
     "submit_time",
     "task_id",

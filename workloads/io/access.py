@@ -186,7 +186,7 @@ def write_sequential(path: Path, layout: Layout, *, chunk: int, direct: bool) ->
             )
             for number, start in enumerate(starts):
                 length, buffer = ready.popleft().result(), buffers[number % _DEPTH]
-                _blocks(descriptor, buffer, start, length, phase, write=True)
+                _write_blocks(descriptor, buffer, start, length, phase)
                 if not direct:
                     storage.start_writeback(descriptor, start, length)
                 if number + _DEPTH < len(starts):  # this buffer is free for a later chunk
@@ -236,17 +236,15 @@ def read_sequential(path: Path, layout: Layout, *, direct: bool) -> Phase:
     return phase
 
 
-def _blocks(
-    descriptor: int, buffer: mmap.mmap, start: int, length: int, phase: Phase, *, write: bool
+def _write_blocks(
+    descriptor: int, buffer: mmap.mmap, start: int, length: int, phase: Phase
 ) -> None:
-    """Write or read ``length`` bytes of ``buffer`` at ``start``, BLOCK bytes per call."""
+    """Write ``length`` bytes of ``buffer`` at ``start``, BLOCK bytes per call."""
     view = memoryview(buffer)
     for offset in range(0, length, BLOCK):
-        piece = view[offset : min(offset + BLOCK, length)]
-        if write:
-            phase.bytes += storage.write_all(descriptor, piece, start + offset)
-        else:
-            phase.bytes += os.preadv(descriptor, [piece], start + offset)
+        phase.bytes += storage.write_all(
+            descriptor, view[offset : min(offset + BLOCK, length)], start + offset
+        )
         phase.operations += 1
 
 

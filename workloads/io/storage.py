@@ -5,7 +5,7 @@
   with ``drop_cache``, where it does not.
 - ``choose_io_mode`` probes and records the filesystem and the IO mode in the document.
 - ``aligned_buffer`` gives page-aligned memory (an anonymous mapping) that O_DIRECT needs.
-- ``write_all``, ``fsync_folder`` and ``drop_cache``: durable writes and cold reads;
+- ``write_all`` and ``drop_cache``: durable writes and cold reads;
   ``durable_file`` and ``write_durably``: a new file written, fsync'ed and dropped from the
   page cache.
 - ``percentiles`` and ``report_latencies``: latency metrics with fixed keys (p50 ... p999) in µs.
@@ -184,15 +184,6 @@ def write_durably(
     result.add("write_seconds", time.perf_counter() - started)
     for counter in byte_counters:
         result.add(counter, len(view))
-
-
-def fsync_folder(folder: Path) -> None:
-    """Make new or removed names in ``folder`` durable (a file's fsync does not)."""
-    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def drop_cache(descriptor: int) -> None:

@@ -24,10 +24,8 @@ def silence_stdout() -> None:
 
 
 class ProgressReporter:
-    def __init__(
-        self, label: str, duration: float, iterations: int | None, stream: TextIO | None = None
-    ) -> None:
-        self._label, self._duration, self._iterations = label, duration, iterations
+    def __init__(self, label: str, duration: float, stream: TextIO | None = None) -> None:
+        self._label, self._duration = label, duration
         self._stream = stream or sys.stdout
         self._last_line = time.monotonic()
         self._bar: Any = None

@@ -86,7 +86,7 @@ class Run:
         self.run_id = new_run_id(self.started_at)
         self.stop = threading.Event()
         self.signals = StopOnSignal(self.stop)
-        self.progress = ProgressReporter(workload.id, params.duration, params.iterations)
+        self.progress = ProgressReporter(workload.id, params.duration)
         self.ctx = Context(
             workload, params, limits, 0, origin, self.stop, self.progress.line, self.run_id
         )
