@@ -22,7 +22,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.test_images import BASE_IMAGE, NAMESPACE, REGISTRY, bake_environment  # noqa: E402
+from tests.test_images import (  # noqa: E402
+    BASE_IMAGE,
+    NAMESPACE,
+    REGISTRY,
+    bake_environment,
+    push_with_bake,
+)
 from workloads.manifest import load_manifest  # noqa: E402
 
 MANIFEST = load_manifest(ROOT / "workloads.yaml")
@@ -35,8 +41,12 @@ def sh(*command: str, env: dict[str, str] | None = None) -> str:
     ).stdout
 
 
+def bake_stable_environment() -> dict[str, str]:
+    return bake_environment() | {"CREATED": "2026-01-01T00:00:00Z"}  # stable image configs
+
+
 def bake(*extra: str) -> float:
-    environment = bake_environment() | {"CREATED": "2026-01-01T00:00:00Z"}  # stable configs
+    environment = bake_stable_environment()
     started = time.monotonic()
     sh(
         "docker",
@@ -144,7 +154,9 @@ def main() -> None:
     if args.skip_cold:
         bake()
     warm, changed = warm_rebuild(args.edit)
-    bake("--push")
+    push = push_with_bake("--set", "*.platform=linux/amd64", env=bake_stable_environment())
+    if push.returncode:
+        sys.exit(f"bake --push failed: {push.stderr.strip().splitlines()[-1]}")
     print(f"plan: {plan_summary()}")
     print(f"base image: {BASE_IMAGE}")
     if cold is not None:

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -273,20 +274,60 @@ def expected_platforms(workload: Any) -> list[str]:
     return [p for p in workload.platforms if p != ARM64 or _emulates_arm64()]
 
 
+# Registry 2.8's filesystem driver rewrites a tag's link file in place (truncate, then write), and
+# the engine's containerd pusher sends every child manifest of an index to the tag's URL, so a HEAD
+# that races those PUTs can read an empty link and get a 500 ("invalid checksum digest format").
+# A push is idempotent and takes seconds once built: push again, a bounded number of times.
+REGISTRY_RACE = "500 Internal Server Error"
+
+
+def push_with_bake(
+    *extra: str, env: dict[str, str], attempts: int = 3
+) -> subprocess.CompletedProcess[str]:
+    """`docker buildx bake --push`, repeated only when the local registry answered 500."""
+    command = ["docker", "buildx", "bake", "--file", "docker-bake.hcl", *extra, "--push"]
+    for attempt in range(1, attempts + 1):
+        completed = subprocess.run(
+            command, cwd=ROOT, env=env, capture_output=True, text=True, check=False
+        )
+        if completed.returncode == 0 or REGISTRY_RACE not in completed.stderr:
+            return completed
+        if attempt < attempts:
+            warnings.warn(
+                f"push attempt {attempt} of {attempts} met the local registry's tag race "
+                f"({REGISTRY_RACE}); pushing again",
+                stacklevel=2,
+            )
+    return completed
+
+
 @pytest.fixture(scope="session")
 def pushed_images() -> str:
     """All 20 targets built for their manifest platforms (arm64 where emulated) and pushed."""
     reason = _engine_ready()
     if reason:
         pytest.skip(reason)
-    command = ["docker", "buildx", "bake", "--file", "docker-bake.hcl", "--push"]
-    if not _emulates_arm64():
-        command[5:5] = ["--set", "*.platform=linux/amd64"]
-    completed = subprocess.run(
-        command, cwd=ROOT, env=bake_environment(), capture_output=True, text=True, check=False
-    )
+    platforms = [] if _emulates_arm64() else ["--set", "*.platform=linux/amd64"]
+    completed = push_with_bake(*platforms, env=bake_environment())
     assert completed.returncode == 0, completed.stderr[-4000:]
     return f"{REGISTRY}/{NAMESPACE}"
+
+
+def test_push_repeats_only_after_the_registry_race(monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = iter([(1, f"ERROR: HEAD .../manifests/3: {REGISTRY_RACE}"), (1, "no space"), (0, "")])
+    calls: list[list[str]] = []
+
+    def fake_run(command: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
+        calls.append(command)
+        code, stderr = next(answers)
+        return subprocess.CompletedProcess(command, code, "", stderr)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    with pytest.warns(UserWarning, match="attempt 1 of 3"):
+        completed = push_with_bake(env={})
+    assert len(calls) == 2  # the race is retried; another failure is reported as it is
+    assert completed.stderr == "no space"
+    assert calls[0][-1] == "--push"
 
 
 def _image(prefix: str, workload_id: str) -> str:
