@@ -103,6 +103,35 @@ def alive(processes: list[psutil.Process]) -> list[psutil.Process]:
     return [process for process in processes if running(process)]
 
 
+def descendants(
+    pid: int, workers: int = 0, timeout: float = 5.0
+) -> tuple[list[psutil.Process], list[psutil.Process]]:
+    """(spawned workers, other descendants) of ``pid`` once ``workers`` workers are up, so a
+    stop reaches them. The others are multiprocessing's resource tracker, which exits when it
+    reads the end of the run's pipe, a moment after the run."""
+    deadline = time.monotonic() + timeout
+    while True:
+        spawned, others = [], []
+        for child in psutil.Process(pid).children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                is_worker = "spawn_main" in " ".join(child.cmdline())
+                (spawned if is_worker else others).append(child)
+        if len(spawned) >= workers or time.monotonic() > deadline:
+            return spawned, others
+        time.sleep(0.05)
+
+
+def assert_nothing_outlived_the_run(
+    workers: list[psutil.Process], helpers: list[psutil.Process]
+) -> None:
+    """Workers end before the run does; helpers within a second after it."""
+    assert not alive(workers), "orphaned workers"
+    deadline = time.monotonic() + 1.0
+    while alive(helpers) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not alive(helpers), "a helper process outlived the run"
+
+
 @pytest.fixture
 def results(tmp_path: Path) -> Path:
     folder = tmp_path / "results"

@@ -11,15 +11,15 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from tests.conftest import (
     FIXTURES,
     ROOT,
     TINY,
-    alive,
+    assert_nothing_outlived_the_run,
     assert_valid,
+    descendants,
     documents,
     only_document,
     run_cli,
@@ -164,11 +164,11 @@ def test_sigterm_leaves_a_partial_document_within_two_seconds(workload: str, res
         "run", workload, "--duration", "60", "--scale", "0.2", "--results-dir", str(results)
     )
     time.sleep(1.0)
-    children = psutil.Process(process.pid).children(recursive=True)
+    workers, helpers = descendants(process.pid)
     document = terminate_with_sigterm(process, results)
     assert document["wall_seconds"] < 5
     assert len(list(results.iterdir())) == 1, "scratch data was left behind"
-    assert not alive(children), "orphaned workers"
+    assert_nothing_outlived_the_run(workers, helpers)
 
 
 def test_sigint_is_handled_like_sigterm(results: Path) -> None:

@@ -3,7 +3,6 @@ and their verification helpers, which must reject wrong results."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import math
@@ -17,15 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
 import pytest
 
 from tests.conftest import (
     FIXTURES,
     ROOT,
     TINY,
-    alive,
+    assert_nothing_outlived_the_run,
     assert_valid,
+    descendants,
     only_document,
     run_cli,
     terminate_with_sigterm,
@@ -167,23 +166,6 @@ def test_two_workers_keep_more_than_one_core_busy_within_the_envelope(
     assert document["resources"]["peak_memory_bytes"] < envelope
 
 
-def _workers_started(
-    pid: int, count: int, timeout: float = 5.0
-) -> tuple[list[psutil.Process], list[psutil.Process]]:
-    """(spawned workers, other descendants) once ``count`` workers are up, so a stop reaches
-    them. The others are multiprocessing's resource tracker, which exits when the run does."""
-    deadline = time.monotonic() + timeout
-    while True:
-        workers, others = [], []
-        for child in psutil.Process(pid).children(recursive=True):
-            with contextlib.suppress(psutil.Error):
-                spawned = "spawn_main" in " ".join(child.cmdline())
-                (workers if spawned else others).append(child)
-        if len(workers) >= count or time.monotonic() > deadline:
-            return workers, others
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("workload", WORKLOADS)
 def test_sigterm_leaves_a_partial_document_within_two_seconds(workload: str, results: Path) -> None:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDAI_")}
@@ -196,14 +178,10 @@ def test_sigterm_leaves_a_partial_document_within_two_seconds(workload: str, res
         stderr=subprocess.DEVNULL,
     )
     time.sleep(1.0)
-    workers, others = _workers_started(process.pid, 2)
+    workers, helpers = descendants(process.pid, workers=2)
     terminate_with_sigterm(process, results)
     assert len(workers) == 2
-    assert not alive(workers), "orphaned workers"
-    deadline = time.monotonic() + 1.0  # the resource tracker ends once it sees the run end
-    while alive(others) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not alive(others), "a helper process outlived the run"
+    assert_nothing_outlived_the_run(workers, helpers)
 
 
 def test_cpu_workloads_never_import_torch() -> None:

@@ -313,21 +313,67 @@ def pushed_images() -> str:
     return f"{REGISTRY}/{NAMESPACE}"
 
 
-def test_push_repeats_only_after_the_registry_race(monkeypatch: pytest.MonkeyPatch) -> None:
-    answers = iter([(1, f"ERROR: HEAD .../manifests/3: {REGISTRY_RACE}"), (1, "no space"), (0, "")])
-    calls: list[list[str]] = []
+def _fake_subprocess(
+    monkeypatch: pytest.MonkeyPatch, answers: list[tuple[int, str]]
+) -> list[list[str]]:
+    """Make subprocess.run answer (exit code, stderr) pairs in turn; returns the commands run."""
+    replies, calls = iter(answers), []
 
     def fake_run(command: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
         calls.append(command)
-        code, stderr = next(answers)
+        code, stderr = next(replies)
         return subprocess.CompletedProcess(command, code, "", stderr)
 
     monkeypatch.setattr(subprocess, "run", fake_run)
+    return calls
+
+
+def test_push_repeats_only_after_the_registry_race(monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = [(1, f"ERROR: HEAD .../manifests/3: {REGISTRY_RACE}"), (1, "no space"), (0, "")]
+    calls = _fake_subprocess(monkeypatch, answers)
     with pytest.warns(UserWarning, match="attempt 1 of 3"):
         completed = push_with_bake(env={})
     assert len(calls) == 2  # the race is retried; another failure is reported as it is
     assert completed.stderr == "no space"
     assert calls[0][-1] == "--push"
+
+
+# Exit 125 with this message means runc's init died before the container's process began
+# (seen once in CI under emulation: "waiting for init preliminary setup: read init-p: connection
+# reset by peer"). The workload never ran, so starting it again cannot hide a workload failure.
+CONTAINER_NEVER_STARTED = "OCI runtime create failed"
+
+
+def docker_run(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """`docker run ARGS`, started once more only when the runtime failed to create it."""
+    command = ["docker", "run", *args]
+    completed = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if completed.returncode == 125 and CONTAINER_NEVER_STARTED in completed.stderr:
+        warnings.warn(
+            f"the runtime failed to create the container; starting it again: "
+            f"{completed.stderr.strip().splitlines()[-1][:300]}",
+            stacklevel=2,
+        )
+        completed = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    return completed
+
+
+def test_docker_run_starts_again_only_when_the_container_was_never_created(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answers = [
+        (125, f"docker: Error response from daemon: {CONTAINER_NEVER_STARTED}: runc"),
+        (3, ""),
+    ]
+    calls = _fake_subprocess(monkeypatch, answers)
+    with pytest.warns(UserWarning, match="starting it again"):
+        completed = docker_run("image", timeout=1)
+    assert completed.returncode == 3  # the workload's own failure is reported, never retried
+    assert len(calls) == 2 and calls[0][:2] == ["docker", "run"]
 
 
 def _image(prefix: str, workload_id: str) -> str:
@@ -371,27 +417,20 @@ def test_every_variant_runs_like_the_real_worker(
     output = tmp_path / "output"
     output.mkdir()
     launcher = MANIFEST.get(workload_id).launcher
-    completed = subprocess.run(
-        [
-            "docker",
-            "run",
-            "--rm",
-            "-t",
-            "--cpus",
-            "1.5",
-            "--memory",
-            "1g",
-            "-v",
-            f"{output}:/output",
-            image,
-            "/bin/sh",
-            "-c",
-            f"python {launcher} --duration 4 --scale 0.05",
-        ],
-        capture_output=True,
-        text=True,
+    completed = docker_run(
+        "--rm",
+        "-t",
+        "--cpus",
+        "1.5",
+        "--memory",
+        "1g",
+        "-v",
+        f"{output}:/output",
+        image,
+        "/bin/sh",
+        "-c",
+        f"python {launcher} --duration 4 --scale 0.05",
         timeout=180,
-        check=False,
     )
     assert completed.returncode == 0, completed.stdout[-2000:]
     document = only_document(output)
@@ -420,29 +459,22 @@ def test_arm64_variant_runs_under_emulation(
     output = tmp_path / "output"
     output.mkdir()
     workload = MANIFEST.get(workload_id)
-    completed = subprocess.run(
-        [
-            "docker",
-            "run",
-            "--rm",
-            "--platform",
-            ARM64,
-            "--pull",
-            "always",
-            "-v",
-            f"{output}:/output",
-            _image(pushed_images, workload_id),
-            "python",
-            workload.launcher,
-            "--duration",
-            "20",
-            "--scale",
-            "0.02",
-        ],
-        capture_output=True,
-        text=True,
+    completed = docker_run(
+        "--rm",
+        "--platform",
+        ARM64,
+        "--pull",
+        "always",
+        "-v",
+        f"{output}:/output",
+        _image(pushed_images, workload_id),
+        "python",
+        workload.launcher,
+        "--duration",
+        "20",
+        "--scale",
+        "0.02",
         timeout=300,
-        check=False,
     )
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
     document = only_document(output)
