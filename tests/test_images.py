@@ -274,6 +274,24 @@ def expected_platforms(workload: Any) -> list[str]:
     return [p for p in workload.platforms if p != ARM64 or _emulates_arm64()]
 
 
+def run_again_on(
+    transient: str, command: list[str], attempts: int, **run: Any
+) -> subprocess.CompletedProcess[str]:
+    """subprocess.run(command), started again (``attempts`` times in all) only while it fails with
+    ``transient`` in its stderr: a failure of the toolchain, never of what is under test."""
+    for attempt in range(1, attempts + 1):
+        completed = subprocess.run(command, capture_output=True, text=True, check=False, **run)
+        if completed.returncode == 0 or transient not in completed.stderr:
+            return completed
+        if attempt < attempts:
+            warnings.warn(
+                f"attempt {attempt} of {attempts} of {' '.join(command[:3])} met {transient!r}; "
+                "starting it again",
+                stacklevel=2,
+            )
+    return completed
+
+
 # Registry 2.8's filesystem driver rewrites a tag's link file in place (truncate, then write), and
 # the engine's containerd pusher sends every child manifest of an index to the tag's URL, so a HEAD
 # that races those PUTs can read an empty link and get a 500 ("invalid checksum digest format").
@@ -286,19 +304,7 @@ def push_with_bake(
 ) -> subprocess.CompletedProcess[str]:
     """`docker buildx bake --push`, repeated only when the local registry answered 500."""
     command = ["docker", "buildx", "bake", "--file", "docker-bake.hcl", *extra, "--push"]
-    for attempt in range(1, attempts + 1):
-        completed = subprocess.run(
-            command, cwd=ROOT, env=env, capture_output=True, text=True, check=False
-        )
-        if completed.returncode == 0 or REGISTRY_RACE not in completed.stderr:
-            return completed
-        if attempt < attempts:
-            warnings.warn(
-                f"push attempt {attempt} of {attempts} met the local registry's tag race "
-                f"({REGISTRY_RACE}); pushing again",
-                stacklevel=2,
-            )
-    return completed
+    return run_again_on(REGISTRY_RACE, command, attempts, cwd=ROOT, env=env)
 
 
 @pytest.fixture(scope="session")
@@ -338,7 +344,7 @@ def test_push_repeats_only_after_the_registry_race(monkeypatch: pytest.MonkeyPat
     assert calls[0][-1] == "--push"
 
 
-# Exit 125 with this message means runc's init died before the container's process began
+# The daemon's error (docker run exits 125) when runc's init died before the container began
 # (seen once in CI under emulation: "waiting for init preliminary setup: read init-p: connection
 # reset by peer"). The workload never ran, so starting it again cannot hide a workload failure.
 CONTAINER_NEVER_STARTED = "OCI runtime create failed"
@@ -346,20 +352,7 @@ CONTAINER_NEVER_STARTED = "OCI runtime create failed"
 
 def docker_run(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
     """`docker run ARGS`, started once more only when the runtime failed to create it."""
-    command = ["docker", "run", *args]
-    completed = subprocess.run(
-        command, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if completed.returncode == 125 and CONTAINER_NEVER_STARTED in completed.stderr:
-        warnings.warn(
-            f"the runtime failed to create the container; starting it again: "
-            f"{completed.stderr.strip().splitlines()[-1][:300]}",
-            stacklevel=2,
-        )
-        completed = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout, check=False
-        )
-    return completed
+    return run_again_on(CONTAINER_NEVER_STARTED, ["docker", "run", *args], 2, timeout=timeout)
 
 
 def test_docker_run_starts_again_only_when_the_container_was_never_created(
