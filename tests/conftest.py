@@ -59,6 +59,18 @@ def run_cli(
     return Completed(process.returncode, process.stdout, process.stderr, time.monotonic() - started)
 
 
+def run_inline(monkeypatch: pytest.MonkeyPatch, folder: Path, *args: str) -> tuple[int, dict]:
+    """``run ARGS`` in this process, into ``folder``: cheaper than a subprocess (torch and
+    numpy are imported once)."""
+    from workloads import cli
+
+    for key in [key for key in os.environ if key.startswith("CLOUDAI_")]:
+        monkeypatch.delenv(key)
+    folder.mkdir(parents=True)
+    code = cli.main(["run", *args, "--results-dir", str(folder)])
+    return code, only_document(folder)
+
+
 def documents(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
 

@@ -67,6 +67,8 @@ def test_unknown_id_exits_2_and_lists_the_valid_ones(command: list[str]) -> None
         ("--device", "tpu", "is not one of auto, cpu, cuda"),
         ("--sample-interval", "0.001", "at least 0.05"),
         ("--seed", "-3", "between 0 and 2**63-1"),
+        ("--iterations", "-1", "must be 0 or more"),
+        ("--progress", "fancy", "is not one of auto, bar, lines, off"),
     ],
 )
 def test_bad_option_value_exits_2_with_one_line(

@@ -136,6 +136,100 @@ def test_tasks_command_selects_and_passes_controls() -> None:
     assert unknown.returncode == 2 and "unknown workload or category" in unknown.stderr
 
 
+# The master's POST /api/tasks handler (master/internal/http/task_handler.go in the seed's
+# repository): these fields, docker_image required, cpu and memory > 0 (else 400), k_value in
+# [1.5, 2.5], tag the scheduler's task types; json.Number fields take JSON numbers.
+MASTER_FIELDS = (
+    "docker_image",
+    "command",
+    "cpu_required",
+    "memory_required",
+    "gpu_required",
+    "storage_required",
+    "user_id",
+    "tag",
+    "k_value",
+)
+MASTER_TASK_TYPES = {
+    "cpu-light",
+    "cpu-heavy",
+    "memory-heavy",
+    "gpu-inference",
+    "gpu-training",
+    "mixed",
+}
+
+
+def master_accepts(body: dict[str, object]) -> list[str]:
+    """What the master's handler would reject in ``body`` (nothing: a 201)."""
+    problems = [f"unknown field {name}" for name in body if name not in MASTER_FIELDS]
+    problems += [f"missing {name}" for name in MASTER_FIELDS if name not in body]
+    numbers = ("cpu_required", "memory_required", "gpu_required", "storage_required", "k_value")
+    for name in numbers:
+        value = body.get(name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            problems.append(f"{name} is not a number: {value!r}")
+    if not body.get("docker_image"):
+        problems.append("Missing required field: docker_image")
+    if not all(isinstance(body.get(name), str) for name in ("command", "user_id", "tag")):
+        problems.append("command, user_id and tag must be strings")
+    if not problems and not (body["cpu_required"] > 0 and body["memory_required"] > 0):
+        problems.append("cpu_required and memory_required must be greater than 0")
+    if not problems and not 1.5 <= body["k_value"] <= 2.5:
+        problems.append("k_value must be between 1.5 and 2.5")
+    if body.get("tag") not in MASTER_TASK_TYPES:
+        problems.append(f"tag {body.get('tag')!r} is not a task type of the scheduler")
+    return problems
+
+
+def _json_lines(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_the_master_accepts_every_cloudai_task_body() -> None:
+    completed = run_cli("tasks", "--format", "cloudai", "--k-value", "1.5", "--user", "lab")
+    assert completed.returncode == 0, completed.stderr
+    bodies = _json_lines(completed.stdout)
+    assert len(bodies) == len(MANIFEST.ids)
+    for body, workload in zip(bodies, MANIFEST, strict=True):
+        assert master_accepts(body) == [], body
+        assert list(body) == list(MASTER_FIELDS)
+        envelope = workload.envelope
+        # The worker sets memory to memory_required x 2**30 bytes and NanoCPUs to cpu x 1e9.
+        assert body["memory_required"] * 2**30 == envelope.memory
+        assert body["cpu_required"] * 1e9 == envelope.cpus * 1e9
+        assert body["storage_required"] * 2**30 == envelope.disk
+        assert (body["gpu_required"], body["tag"]) == (envelope.gpus, workload.task_type)
+        assert (body["k_value"], body["user_id"]) == (1.5, "lab")
+        assert body["command"] == f"python {workload.launcher}"
+
+
+def test_master_accepts_rejects_what_the_handler_rejects() -> None:
+    body = json.loads(run_cli("tasks", "cpu-3", "--format", "cloudai").stdout)
+    assert master_accepts(body) == []
+    for change in ({"memory_required": 0}, {"docker_image": ""}, {"k_value": 3.0}):
+        assert master_accepts(body | change), change
+
+
+def test_trace_cloudai_lines_are_bodies_with_their_submit_time() -> None:
+    completed = run_cli("trace", "--tasks", "30", "--seed", "4", "--format", "cloudai")
+    assert completed.returncode == 0, completed.stderr
+    lines = _json_lines(completed.stdout)
+    trace = json.loads(run_cli("trace", "--tasks", "30", "--seed", "4").stdout)["tasks"]
+    assert [line.pop("submit_time") for line in lines] == [t["submit_time"] for t in trace]
+    for line, task in zip(lines, trace, strict=True):
+        assert master_accepts(line) == [], line
+        assert (line["docker_image"], line["command"]) == (task["image"], task["command"])
+        assert line["k_value"] == 2.0
+
+
+@pytest.mark.parametrize("k_value", ["1.4", "2.6", "lots"])
+def test_a_k_value_the_master_refuses_is_a_usage_error(k_value: str) -> None:
+    completed = run_cli("tasks", "--format", "cloudai", "--k-value", k_value)
+    assert completed.returncode == 2
+    assert completed.stderr.count("\n") == 1 and "--k-value" in completed.stderr
+
+
 def test_kubernetes_jobs_are_valid_and_follow_the_envelope() -> None:
     jobs = kubernetes_jobs(MANIFEST, Images(), {"duration": "120", "seed": "7"})
     version = kubernetes_validate.latest_version()

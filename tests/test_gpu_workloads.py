@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 import threading
 import weakref
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TINY, assert_valid, only_document, run_cli
+from tests.conftest import TINY, assert_valid, only_document, run_cli, run_inline
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -27,10 +26,14 @@ F = torch.nn.functional
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 from torch.utils._pytree import tree_flatten  # noqa: E402
 
-from workloads import cli  # noqa: E402
 from workloads.gpu import convolution, lstm, matrix, transformer, vae  # noqa: E402
 from workloads.gpu import device as gpu_device  # noqa: E402
-from workloads.gpu.checks import product_tolerance, relative_error  # noqa: E402
+from workloads.gpu.checks import (  # noqa: E402
+    MIN_STEPS_TO_JUDGE,
+    check_decreased,
+    product_tolerance,
+    relative_error,
+)
 from workloads.gpu.synthetic import random_walk_tokens  # noqa: E402
 from workloads.manifest import get_manifest  # noqa: E402
 from workloads.runtime.tasks import Task, TaskResult  # noqa: E402
@@ -48,16 +51,8 @@ WORKLOADS = {
     "gpu-5": ("tokens/s", "fused attention equals a naive float64 reference (causal)"),
     "gpu-6": ("samples/s", "reconstruction error decreased"),
 }
-TINY_RUN = [*TINY, "--iterations", "20", "--duration", "60", "--workers", "1"]
-
-
-def run_inline(monkeypatch: pytest.MonkeyPatch, folder: Path, *args: str) -> tuple[int, dict]:
-    """Run in this process (torch is imported once): cheaper than a subprocess."""
-    for key in [key for key in os.environ if key.startswith("CLOUDAI_")]:
-        monkeypatch.delenv(key)
-    folder.mkdir(parents=True)
-    code = cli.main(["run", *args, "--results-dir", str(folder)])
-    return code, only_document(folder)
+# 25 iterations: at least 20 training steps, what a falling loss needs to be judged.
+TINY_RUN = [*TINY, "--iterations", "25", "--duration", "60", "--workers", "1"]
 
 
 def checks_by_name(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -85,7 +80,7 @@ def test_tiny_cpu_run_is_verified_valid_and_reproducible(
     assert document["verification"]["passed"], document["verification"]
     assert checks_by_name(document)[check]["passed"]
     metrics = document["metrics"]
-    assert (metrics["primary"]["unit"], metrics["iterations"]) == (unit, 20)
+    assert (metrics["primary"]["unit"], metrics["iterations"]) == (unit, 25)
     assert metrics["primary"]["value"] > 0
     reported = [metrics["primary"], *metrics["secondary"].values()]
     assert any(m["unit"] == "TFLOP/s" and m["value"] > 0 for m in reported)
@@ -113,7 +108,7 @@ def test_auto_device_without_cuda_falls_back_to_the_cpu_and_says_so(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     code, document = run_inline(
-        monkeypatch, tmp_path / "r", workload, *TINY, "--iterations", "20", "--seed", "2"
+        monkeypatch, tmp_path / "r", workload, *TINY, "--iterations", "4", "--seed", "2"
     )
     assert code == 0
     assert document["environment"]["device"]["used"] == "cpu"
@@ -668,3 +663,27 @@ def test_cuda_out_of_memory_backs_off_under_the_allocator_cap(
     assert document["details"]["oom_backoffs"] > 0
     reserved = document["metrics"]["secondary"]["gpu_memory_reserved_peak"]["value"] * GiB
     assert reserved <= document["details"]["gpu_memory_cap_bytes"] + 2**20
+
+
+# -- a falling loss needs enough steps to be judged
+def _loss_check(values: list[float]) -> SimpleNamespace:
+    recorded = SimpleNamespace(checks={}, inconclusive={})
+    ctx = SimpleNamespace(
+        check=lambda name, passed, detail="": recorded.checks.__setitem__(name, passed),
+        inconclusive=recorded.inconclusive.__setitem__,
+    )
+    check_decreased(ctx, "loss decreased", values)
+    return recorded
+
+
+def test_too_few_steps_make_the_loss_check_inconclusive_not_failed() -> None:
+    starved = _loss_check([3.0, 4.0, 5.0])  # rising, but three steps judge nothing
+    assert starved.checks == {}
+    assert starved.inconclusive == {"loss decreased": "3 steps; at least 20 needed"}
+    assert _loss_check([1.0] * (MIN_STEPS_TO_JUDGE - 1)).inconclusive
+
+
+def test_with_enough_steps_a_loss_that_does_not_fall_fails() -> None:
+    rising = [float(step) for step in range(MIN_STEPS_TO_JUDGE)]
+    assert _loss_check(rising).checks == {"loss decreased": False}
+    assert _loss_check(rising[::-1]).checks == {"loss decreased": True}

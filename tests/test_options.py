@@ -37,6 +37,7 @@ def test_every_option_has_a_flag_and_a_variable() -> None:
         "--work-dir": "CLOUDAI_WORK_DIR",
         "--disk": "CLOUDAI_DISK",
         "--sample-interval": "CLOUDAI_SAMPLE_INTERVAL",
+        "--progress": "CLOUDAI_PROGRESS",
     }
 
 

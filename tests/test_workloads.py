@@ -21,7 +21,7 @@ def test_tiny_run_is_verified_and_valid(workload: str, results: Path) -> None:
     if workload.startswith("gpu"):
         pytest.importorskip("torch")
     unit, extra = IMPLEMENTED[workload]
-    flags = ["--iterations", "20", "--duration", "20", "--seed", "11"]
+    flags = ["--iterations", "25", "--duration", "20", "--seed", "11"]
     completed = run_cli("run", workload, *TINY, *flags, "--results-dir", str(results), *extra)
     assert completed.returncode == 0, completed.stderr
     assert completed.seconds < 15
@@ -30,7 +30,7 @@ def test_tiny_run_is_verified_and_valid(workload: str, results: Path) -> None:
     assert (document["status"], document["stop_reason"]) == ("completed", "iterations")
     assert document["verification"]["passed"], document["verification"]
     assert document["verification"]["checks"]
-    assert document["metrics"]["iterations"] == 20
+    assert document["metrics"]["iterations"] == 25
     assert document["metrics"]["primary"]["unit"] == unit
     assert document["metrics"]["primary"]["value"] > 0
     left = [path.name for path in results.iterdir()]

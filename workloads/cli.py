@@ -176,9 +176,10 @@ def _add_exports(commands: Any) -> None:
     )
     tasks.add_argument(
         "--format",
-        choices=("json", "k8s"),
+        choices=("json", "k8s", "cloudai"),
         default="json",
-        help="json task specs (default), or k8s Jobs as YAML",
+        help="json task specs (default), k8s Jobs as YAML, or cloudai: one body of the "
+        "master's POST /api/tasks per line",
     )
     tasks.add_argument(
         "--results-claim",
@@ -186,6 +187,7 @@ def _add_exports(commands: Any) -> None:
         help="k8s: a PersistentVolumeClaim for /results (default: an emptyDir)",
     )
     _add_image_options(tasks)
+    _add_master_options(tasks)
     for option in OPTIONS:
         if option.name not in ("results_dir", "work_dir"):
             tasks.add_argument(
@@ -238,9 +240,15 @@ def _add_exports(commands: Any) -> None:
         metavar="FACTOR",
         help="multiply every task's duration (default 1)",
     )
-    trace.add_argument("--format", choices=("json", "csv"), default="json")
+    trace.add_argument(
+        "--format",
+        choices=("json", "csv", "cloudai"),
+        default="json",
+        help="json (default), csv, or cloudai: per line a submit_time and the master's task body",
+    )
     trace.add_argument("--output", type=Path, metavar="FILE", help="default: stdout")
     _add_image_options(trace)
+    _add_master_options(trace)
 
 
 def _add_image_options(parser: argparse.ArgumentParser) -> None:
@@ -255,6 +263,35 @@ def _add_image_options(parser: argparse.ArgumentParser) -> None:
         "--namespace",
         default=namespace,
         help="image namespace (default: $NAMESPACE, $DOCKER_USERNAME or cloudai)",
+    )
+
+
+def _k_value(text: str) -> float:
+    from workloads.exports import K_VALUE_RANGE
+
+    value = positive_float(text)
+    low, high = K_VALUE_RANGE
+    if not low <= value <= high:
+        raise ValueError(f"{text!r} must be between {low:g} and {high:g}")
+    return value
+
+
+def _add_master_options(parser: argparse.ArgumentParser) -> None:
+    # Fields of the master's task body that the catalogue does not decide.
+    from workloads.exports import DEFAULT_K_VALUE, DEFAULT_USER
+
+    parser.add_argument(
+        "--k-value",
+        type=_argument_type(_k_value),
+        default=DEFAULT_K_VALUE,
+        metavar="K",
+        help=f"cloudai: the SLA multiplier, 1.5 to 2.5 (default {DEFAULT_K_VALUE})",
+    )
+    parser.add_argument(
+        "--user",
+        default=DEFAULT_USER,
+        metavar="ID",
+        help=f"cloudai: the user_id (default {DEFAULT_USER})",
     )
 
 
@@ -306,13 +343,19 @@ def _controls(args: argparse.Namespace) -> dict[str, str]:
 def _tasks(args: argparse.Namespace, manifest: Manifest) -> int:
     import yaml
 
-    from workloads.exports import Images, kubernetes_jobs, task_specs
+    from workloads.exports import Images, MasterTask, kubernetes_jobs, task_specs
 
     images = Images(args.registry, args.namespace)
     workloads = _select(manifest, args.ids)
     if args.format == "k8s":
         jobs = kubernetes_jobs(workloads, images, _controls(args), args.results_claim)
         print(yaml.safe_dump_all(jobs, sort_keys=False), end="")
+    elif args.format == "cloudai":
+        for workload in workloads:
+            task = MasterTask.of(
+                workload, images, _controls(args), k_value=args.k_value, user=args.user
+            )
+            print(json.dumps(task.body()))
     else:
         print(json.dumps(task_specs(workloads, images, _controls(args)), indent=2))
     return 0
@@ -320,7 +363,7 @@ def _tasks(args: argparse.Namespace, manifest: Manifest) -> int:
 
 def _trace(args: argparse.Namespace, manifest: Manifest) -> int:
     from workloads.exports import Images
-    from workloads.trace import MixError, generate, parse_mix, to_csv, to_json
+    from workloads.trace import MixError, generate, parse_mix, to_cloudai, to_csv, to_json
 
     try:
         mix = parse_mix(args.mix, manifest)
@@ -345,7 +388,10 @@ def _trace(args: argparse.Namespace, manifest: Manifest) -> int:
         "rate": args.rate,
         "duration_scale": args.duration_scale,
     }
-    text = to_csv(trace) if args.format == "csv" else to_json(trace, meta)
+    if args.format == "cloudai":
+        text = to_cloudai(trace, k_value=args.k_value, user=args.user)
+    else:
+        text = to_csv(trace) if args.format == "csv" else to_json(trace, meta)
     if args.output:
         args.output.write_text(text)
     else:

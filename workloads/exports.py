@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from workloads.manifest import Workload
 
 GIB = 1 << 30
 RESULTS_MOUNT = "/results"
+# The master's SLA multiplier: its handler accepts 1.5 to 2.5 and defaults to 2.0.
+K_VALUE_RANGE, DEFAULT_K_VALUE = (1.5, 2.5), 2.0
+DEFAULT_USER = "cloudai"
 # Kubernetes ends a Job that runs past its longest declared duration by this much.
 DEADLINE_MARGIN = 1.5
 
@@ -53,6 +56,50 @@ def task_spec(workload: Workload, images: Images, controls: dict[str, str]) -> d
         "task_type": workload.task_type,
         "description": workload.title,
     }
+
+
+@dataclass(frozen=True)
+class MasterTask:
+    """A request body of the master's ``POST /api/tasks``, with exactly its handler's fields.
+    Memory and storage are in GiB: the worker sets the container's memory limit to
+    ``memory * 2**30`` bytes and NanoCPUs to ``cpu * 1e9``; ``tag`` becomes the task type its
+    scheduler uses (the manifest's task types are that vocabulary)."""
+
+    docker_image: str
+    command: str
+    cpu_required: float
+    memory_required: float
+    gpu_required: int
+    storage_required: float  # sent even when 0: the handler reads an absent one as 1024
+    user_id: str
+    tag: str
+    k_value: float
+
+    @classmethod
+    def of(
+        cls,
+        workload: Workload,
+        images: Images,
+        controls: dict[str, str],
+        *,
+        k_value: float = DEFAULT_K_VALUE,
+        user: str = DEFAULT_USER,
+    ) -> MasterTask:
+        envelope = workload.envelope
+        return cls(
+            docker_image=images.of(workload),
+            command=command(workload, controls),
+            cpu_required=envelope.cpus,
+            memory_required=_gib(envelope.memory),
+            gpu_required=envelope.gpus,
+            storage_required=_gib(envelope.disk),
+            user_id=user,
+            tag=workload.task_type,
+            k_value=k_value,
+        )
+
+    def body(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def _quantity(size: int) -> str:

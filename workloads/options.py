@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from workloads.runtime.loadshape import PROFILES
+from workloads.runtime.progress import PROGRESS_MODES
 from workloads.runtime.sizes import parse_size
 
 ENV_PREFIX = "CLOUDAI_"
@@ -51,6 +52,13 @@ def positive_int(text: str) -> int:
     value = _whole_number(text)
     if value < 1:
         raise ValueError(f"{text!r} must be at least 1")
+    return value
+
+
+def count(text: str) -> int:
+    value = _whole_number(text)
+    if value < 0:
+        raise ValueError(f"{text!r} must be 0 or more")
     return value
 
 
@@ -123,8 +131,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "iterations",
         "N",
-        positive_int,
-        "stop after N iterations; with --duration, the first limit reached wins",
+        count,
+        "stop after N iterations (0: set up, verify nothing, write the document); with "
+        "--duration, the first limit reached wins",
     ),
     Option(
         "scale",
@@ -177,6 +186,13 @@ OPTIONS: tuple[Option, ...] = (
         "the free space)",
     ),
     Option("sample_interval", "SECONDS", interval, "seconds between resource samples (default 1)"),
+    Option(
+        "progress",
+        "MODE",
+        choice(PROGRESS_MODES),
+        "auto (a bar on a terminal, else lines), bar, lines (one every 10 s) or off "
+        "(default auto; the images set lines)",
+    ),
 )
 
 

@@ -22,6 +22,8 @@ matplotlib.use("Agg")  # files only: no display needed, none assumed
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
+from workloads.runtime.results import primary_metric_text, verification_text
+
 MIB, GIB = float(1 << 20), float(1 << 30)
 ENVELOPE, LIMIT, TARGET = "#d62728", "#7f7f7f", "#2ca02c"
 
@@ -161,12 +163,10 @@ def _gpu_panel(axes: Axes, run: Run) -> None:
 
 
 def _headline(document: dict[str, Any]) -> str:
-    primary = document["metrics"]["primary"]
-    metric = f"{primary['value']:.4g} {primary['unit']}" if primary else "no metric"
-    verified = "verified" if document["verification"]["passed"] else "NOT verified"
     return (
         f"{document['status']} ({document['stop_reason']}) after "
-        f"{document['wall_seconds']:.1f} s · {metric} · {verified} · seed {document['seed']}"
+        f"{document['wall_seconds']:.1f} s · {primary_metric_text(document)} · "
+        f"verification {verification_text(document)} · seed {document['seed']}"
     )
 
 
@@ -225,17 +225,16 @@ def summary_chart(runs: list[Run], path: Path) -> Path:
 
 def _row(run: Run) -> str:
     document = run.document
-    primary = document["metrics"]["primary"]
     envelope = document["workload"]["envelope"]
     cells = [
         document["workload"]["id"],
         document["run_id"],
         f"{document['status']} ({document['stop_reason']})",
         f"{document['wall_seconds']:.1f} s",
-        f"{primary['value']:.4g} {primary['unit']}" if primary else "",
+        primary_metric_text(document),
         f"{run.peak_cores:.2f} / {envelope['cpus']:g}",
         f"{document['resources']['peak_memory_bytes'] / MIB:.0f} / {envelope['memory'] / MIB:.0f}",
-        "passed" if document["verification"]["passed"] else "failed",
+        verification_text(document),
     ]
     row = "".join(f"<td>{html.escape(cell)}</td>" for cell in cells)
     return f'{row}<td><a href="{html.escape(run.stem)}.png">timeline</a></td>'

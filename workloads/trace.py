@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from workloads.exports import GIB, Images, command
+from workloads.exports import GIB, Images, MasterTask, command
 from workloads.manifest import Manifest, Workload
 
 FIELDS = (
@@ -153,6 +153,26 @@ def _task(
 
 def to_json(trace: list[TraceTask], meta: dict[str, Any]) -> str:
     return json.dumps({"meta": meta, "tasks": [asdict(task) for task in trace]}, indent=2) + "\n"
+
+
+def to_cloudai(trace: list[TraceTask], *, k_value: float, user: str) -> str:
+    """JSON Lines: per task, its submit time and the master's ``POST /api/tasks`` body (the
+    handler ignores the extra ``submit_time``)."""
+    lines = []
+    for task in trace:
+        body = MasterTask(
+            docker_image=task.image,
+            command=task.command,
+            cpu_required=task.cpu_request,
+            memory_required=task.memory_request_gib,
+            gpu_required=task.gpu_request,
+            storage_required=task.disk_request_gib,
+            user_id=user,
+            tag=task.task_type,
+            k_value=k_value,
+        ).body()
+        lines.append(json.dumps({"submit_time": task.submit_time, **body}))
+    return "".join(line + "\n" for line in lines)
 
 
 def to_csv(trace: list[TraceTask]) -> str:

@@ -268,7 +268,7 @@ def peak_bf16_flops(device_name: str) -> float | None:
     return next((tflops * 1e12 for key, tflops in PEAK_BF16_TFLOPS if key in name), None)
 
 
-def record_mfu(ctx: Context, device: torch.device, model_flops_per_s: float) -> None:
+def record_mfu(ctx: Context, device: torch.device, model_flops_per_s: float | None) -> None:
     """Model FLOPs utilisation: model FLOP/s over the device's dense bf16 peak, on CUDA; on
     the CPU or an unknown device the metric is absent and ``details.mfu`` says why."""
     if device.type != "cuda":
@@ -280,7 +280,8 @@ def record_mfu(ctx: Context, device: torch.device, model_flops_per_s: float) -> 
         ctx.note("mfu", f"no dense bf16 peak known for {name!r}")
         return
     ctx.note("mfu", f"model FLOP/s over the {peak / 1e12:g} TFLOP/s bf16 peak of {name}")
-    ctx.metric("model_flops_utilisation", model_flops_per_s / peak, "fraction")
+    utilisation = None if model_flops_per_s is None else model_flops_per_s / peak
+    ctx.metric("model_flops_utilisation", utilisation, "fraction")
 
 
 def task_generator(task: Task, device: torch.device, stream: int = 0) -> torch.Generator:

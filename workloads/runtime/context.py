@@ -36,7 +36,7 @@ DISK_FREE_FRACTION_EXPLICIT = 0.9
 
 @dataclass(frozen=True)
 class Metric:
-    value: float
+    value: float | None  # None: nothing was measured (no iteration, or the phase never ran)
     unit: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,6 +66,7 @@ class Context:
         self.primary: tuple[str, Metric] | None = None
         self.secondary: dict[str, Metric] = {}
         self.checks: dict[str, Check] = {}
+        self.inconclusive_checks: dict[str, str] = {}  # name -> why it could not judge
         self.details: dict[str, Any] = {}
         self.device: dict[str, Any] = {"requested": params.device, "used": "cpu", "fallback": None}
         self.probes: list[Probe] = []
@@ -111,9 +112,10 @@ class Context:
         return self.stop.is_set() or time.monotonic() >= self.deadline
 
     # -- reporting ----------------------------------------------------------------------------
-    def metric(self, name: str, value: float, unit: str, *, primary: bool = False) -> None:
-        """Report a metric in physical units; exactly one should be primary."""
-        metric = Metric(round(float(value), 6), unit)
+    def metric(self, name: str, value: float | None, unit: str, *, primary: bool = False) -> None:
+        """Report a metric in physical units; exactly one should be primary. ``None`` says
+        that nothing was measured (no iteration ran), which is not a value of zero."""
+        metric = Metric(None if value is None else round(float(value), 6), unit)
         if primary:
             self.primary = (name, metric)
         else:
@@ -123,6 +125,12 @@ class Context:
         """An end-of-run verification check (e.g. "training loss decreased")."""
         self.checks[name] = Check(bool(passed), detail)
         return bool(passed)
+
+    def inconclusive(self, name: str, reason: str) -> None:
+        """An end-of-run check that needs progress to judge (a loss that falls) and got too
+        little of it, e.g. "3 steps; at least 20 needed". It neither passes nor fails the
+        run: a starved run is not a failed one."""
+        self.inconclusive_checks[name] = reason
 
     def note(self, key: str, value: Any) -> None:
         """Workload-specific facts for the document's ``details`` (JSON-serialisable)."""

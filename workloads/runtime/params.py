@@ -42,6 +42,7 @@ class RunParams:
     work_dir: Path | None  # where the scratch folder goes; None: inside the results folder
     disk: int | None  # requested disk budget in bytes; the effective one is resolved at run time
     sample_interval: float
+    progress: str = "auto"
     sources: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -84,6 +85,7 @@ def resolve_params(workload: Workload, given: dict[str, Given], limits: Limits) 
         work_dir=value("work_dir", None),
         disk=value("disk", None),
         sample_interval=value("sample_interval", 1.0),
+        progress=value("progress", "auto"),
         sources=sources,
     )
 

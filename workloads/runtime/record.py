@@ -34,21 +34,23 @@ class Totals:
     samples: dict[str, list[float]] = field(default_factory=dict)
     digest: str = ""
 
-    def rate(self, counter: str, unit: float = 1.0) -> float:
-        """``counter`` per second of work, summed over workers (load-shape sleeps excluded)."""
+    def rate(self, counter: str, unit: float = 1.0) -> float | None:
+        """``counter`` per second of work, summed over workers (load-shape sleeps excluded);
+        None when no iteration was done (no work is not a rate of zero)."""
         busy_per_worker = self.busy_seconds / max(self.workers, 1)
         if busy_per_worker <= 0:
-            return 0.0
+            return None
         return self.work.get(counter, 0.0) / unit / busy_per_worker
 
-    def rate_over(self, amount: str, *seconds_counters: str, unit: float = 1.0) -> float:
+    def rate_over(self, amount: str, *seconds_counters: str, unit: float = 1.0) -> float | None:
         """``amount`` per second spent in the phases timed by ``seconds_counters``, summed over
-        workers: workers ran side by side, so the time is the phases' seconds per worker (0.0
-        when none was spent). Unlike ``rate``, the rest of each iteration is left out."""
+        workers: workers ran side by side, so the time is the phases' seconds per worker (None
+        when none was spent: the phase did not run). Unlike ``rate``, the rest of each
+        iteration is left out."""
         spent = sum(self.work.get(name, 0.0) for name in seconds_counters)
         seconds_per_worker = spent / max(self.workers, 1)
         if seconds_per_worker <= 0:
-            return 0.0
+            return None
         return self.work.get(amount, 0.0) / unit / seconds_per_worker
 
 

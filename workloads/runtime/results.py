@@ -14,10 +14,26 @@ from typing import Any
 
 from workloads.runtime.filesystems import is_mount
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "result.schema.json"
 # The docs say /results; the real worker bind-mounts its output folder at /output.
 MOUNT_CANDIDATES = (Path("/results"), Path("/output"))
+
+
+def primary_metric_text(document: dict[str, Any]) -> str:
+    """The primary metric as '12.3 MB/s', or 'no metric' when none was measured."""
+    primary = document["metrics"]["primary"]
+    if not primary or primary["value"] is None:
+        return "no metric"
+    return f"{primary['value']:.4g} {primary['unit']}"
+
+
+def verification_text(document: dict[str, Any]) -> str:
+    """'passed', 'failed' or 'nothing to judge', and how many checks were inconclusive."""
+    verification = document["verification"]
+    verdict = {True: "passed", False: "failed", None: "nothing to judge"}[verification["passed"]]
+    inconclusive = len(verification.get("inconclusive", ()))
+    return verdict + (f" ({inconclusive} inconclusive)" if inconclusive else "")
 
 
 class ResultsDirError(Exception):

@@ -33,6 +33,8 @@ from workloads.runtime.results import (
     SCHEMA_VERSION,
     document_name,
     new_run_id,
+    primary_metric_text,
+    verification_text,
     write_document,
 )
 from workloads.runtime.sampler import ResourceSampler, process_tree_totals
@@ -86,7 +88,7 @@ class Run:
         self.run_id = new_run_id(self.started_at)
         self.stop = threading.Event()
         self.signals = StopOnSignal(self.stop)
-        self.progress = ProgressReporter(workload.id, params.duration)
+        self.progress = ProgressReporter(workload.id, params.duration, params.progress)
         self.ctx = Context(
             workload, params, limits, 0, origin, self.stop, self.progress.line, self.run_id
         )
@@ -196,7 +198,7 @@ class Run:
                 }
             return "terminated", "signal", info
         verification = self._verification()
-        if not verification["passed"]:
+        if verification["passed"] is False:
             failed = [check["name"] for check in verification["checks"] if not check["passed"]]
             message = "verification failed: " + (", ".join(failed) or "nothing was verified")
             return (
@@ -223,11 +225,16 @@ class Run:
             {"name": name, "passed": check.passed, "count": 1, "detail": check.detail}
             for name, check in self.ctx.checks.items()
         ]
+        inconclusive = [
+            {"name": name, "reason": reason}
+            for name, reason in self.ctx.inconclusive_checks.items()
+        ]
         return {
-            "passed": bool(checks) and all(check["passed"] for check in checks),
+            "passed": _verdict(checks, inconclusive, totals.iterations),
             "digest": totals.digest,
             "iterations": totals.iterations,
             "checks": checks,
+            "inconclusive": inconclusive,
         }
 
     def _document(
@@ -306,7 +313,7 @@ class Run:
             "profile": self.params.profile,
             "intensity_pct": self.params.intensity,
             "target_mean_pct": round(100 * self.ctx.shape.mean_target(start, end), 2),
-            "achieved_busy_pct": round(100 * busy / (span * workers), 2) if window else 0.0,
+            "achieved_busy_pct": round(100 * busy / (span * workers), 2) if window else None,
             "achieved_cpu_pct": round(100 * cpu_seconds / (wall * workers), 2),
             "workers": workers,
         }
@@ -339,16 +346,14 @@ class Run:
         )
 
     def _report(self, document: dict[str, Any], path: Path | None) -> None:
-        primary = document["metrics"]["primary"]
         resources = document["resources"]
-        verdict = "passed" if document["verification"]["passed"] else "not passed"
-        metric = f"{primary['value']:.4g} {primary['unit']}; " if primary else ""
         outcome = f"{document['status']} ({document['stop_reason']})"
         self.progress.line(
-            f"{outcome} in {document['wall_seconds']:.2f} s: {metric}"
+            f"{outcome} in {document['wall_seconds']:.2f} s: {primary_metric_text(document)}; "
             f"{document['metrics']['iterations']} iterations; "
             f"{resources['average_cores']:.2f} cores; "
-            f"peak {format_size(resources['peak_memory_bytes'])}; verification {verdict}"
+            f"peak {format_size(resources['peak_memory_bytes'])}; "
+            f"verification {verification_text(document)}"
         )
         if document["error"]:
             print(
@@ -358,6 +363,17 @@ class Run:
             )
         if path is not None:
             self.progress.line(f"results: {path}")
+
+
+def _verdict(
+    checks: list[dict[str, Any]], inconclusive: list[dict[str, str]], iterations: int
+) -> bool | None:
+    """The checks that could judge all passed (True) or not (False); None when none could:
+    no iteration ran, or every check lacked the progress it needs. Work done with no check at
+    all is a workload that verifies nothing: False."""
+    if checks:
+        return all(check["passed"] for check in checks)
+    return None if iterations == 0 or inconclusive else False
 
 
 def _timestamp(moment: datetime) -> str:
