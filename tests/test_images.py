@@ -505,7 +505,9 @@ def test_docker_stop_leaves_a_partial_document(pushed_images: str, tmp_path: Pat
     assert next(output.iterdir()).stat().st_uid == 1234  # written as the folder's owner
 
 
-def _compose(*args: str, results: Path) -> subprocess.CompletedProcess[str]:
+def _compose(
+    *args: str, results: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     environment = {
         **os.environ,
         "REGISTRY": REGISTRY,
@@ -513,6 +515,7 @@ def _compose(*args: str, results: Path) -> subprocess.CompletedProcess[str]:
         "RESULTS_DIR": str(results),
         "CLOUDAI_DURATION": "3",
         "CLOUDAI_SCALE": "0.05",
+        **(env or {}),
     }
     return subprocess.run(
         ["docker", "compose", *args],
@@ -549,3 +552,81 @@ def test_compose_profile_up_runs_the_whole_category(
         json.loads(path.read_text())["workload"]["id"] for path in tmp_path.glob("*.json")
     )
     assert found == sorted(w.id for w in MANIFEST if w.category == category)
+
+
+# -- real clients: a TTY log read line by line, and all twenty at once on two cores --------------
+@pytest.mark.docker
+def test_a_tty_log_is_short_plain_lines(pushed_images: str, tmp_path: Path) -> None:
+    """The real worker gives the container a TTY and reads its log with a 64 KiB line limit."""
+    output = tmp_path / "output"
+    output.mkdir()
+    seconds = 40
+    completed = docker_run(
+        "--rm",
+        "-t",
+        "--cpus",
+        "2",
+        "--memory",
+        "1g",
+        "-v",
+        f"{output}:/output",
+        _image(pushed_images, "cpu-3"),
+        "/bin/sh",
+        "-c",
+        f"python cpu_process_3.py --duration {seconds} --scale 0.2",
+        timeout=seconds + 120,
+    )
+    assert completed.returncode == 0, completed.stdout[-2000:]
+    log = completed.stdout.replace("\r\n", "\n")
+    assert "\x1b" not in log and "\r" not in log
+    assert max(len(line.encode()) for line in log.splitlines()) <= 1024
+    assert len(log.encode()) < 8192 * seconds / 60, log
+    assert "results: /output/" in log
+    assert only_document(output)["params"]["progress"] == "lines"  # the images' default
+
+
+def _container_states(containers: list[str]) -> dict[str, dict[str, Any]]:
+    inspected = json.loads(_docker("inspect", *containers))
+    return {item["Name"].lstrip("/"): item["State"] for item in inspected}
+
+
+@pytest.mark.docker
+def test_all_twenty_at_once_on_two_cores_complete(pushed_images: str, tmp_path: Path) -> None:
+    """Contention is a scheduler's normal state: the 14 io and cpu services through compose and
+    the six GPU images (CPU fallback) with docker run, all at once, 30 s each. A starved run
+    completes: 20 documents, 20 completed, none failed, none OOM-killed."""
+    results = tmp_path / "results"
+    results.mkdir()
+    gpu_ids = [w.id for w in MANIFEST if w.category == "gpu"]
+    gpu_containers = [f"cloudai-contention-{workload_id}" for workload_id in gpu_ids]
+    environment = {"CLOUDAI_DURATION": "30"}
+    try:
+        for workload_id, name in zip(gpu_ids, gpu_containers, strict=True):
+            envelope = MANIFEST.get(workload_id).envelope
+            _docker(
+                "run", "-d", "-t", "--name", name, "--cpus", "2",
+                "--memory", str(envelope.memory), "-v", f"{results}:/output",
+                "-e", "CLOUDAI_DURATION=30", "-e", "CLOUDAI_SCALE=0.05",
+                _image(pushed_images, workload_id),
+            )  # fmt: skip
+        up = _compose(
+            "--profile", "io", "--profile", "cpu", "up",
+            results=results, env=environment | {"CLOUDAI_SCALE": "0.2"},
+        )  # fmt: skip
+        assert up.returncode == 0, up.stderr[-2000:]
+        compose_containers = _compose(
+            "--profile", "io", "--profile", "cpu", "ps", "-a", "-q", results=results
+        ).stdout.split()
+        _docker("wait", *gpu_containers, timeout=300)
+        states = _container_states(compose_containers + gpu_containers)
+    finally:
+        _docker("rm", "-f", *gpu_containers, check=False)
+        _compose("--profile", "io", "--profile", "cpu", "down", results=results)
+    assert len(states) == 20
+    assert [name for name, state in states.items() if state["OOMKilled"]] == []
+    assert {name: state["ExitCode"] for name, state in states.items() if state["ExitCode"]} == {}
+    found = {}
+    for path in results.glob("*.json"):
+        document = json.loads(path.read_text())
+        found[document["workload"]["id"]] = (document["status"], document["stop_reason"])
+    assert found == {w.id: ("completed", "duration") for w in MANIFEST}

@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"{option.help} [{option.variable}]",
         )
     _add_exports(commands)
+    _add_experiments(commands)
     return parser
 
 
@@ -251,6 +252,26 @@ def _add_exports(commands: Any) -> None:
     _add_master_options(trace)
 
 
+def _add_experiments(commands: Any) -> None:
+    analyze = commands.add_parser(
+        "analyze",
+        help="a replay's run folder into jobs.csv, summary.json and pictures",
+    )
+    analyze.add_argument("run", type=Path, metavar="DIR", help="the run folder of a replay")
+    analyze.add_argument(
+        "--check",
+        type=Path,
+        metavar="THRESHOLDS.yaml",
+        help="bounds on summary figures, e.g. 'wait_p99_s: {max: 30}'; exit 1 when one is missed",
+    )
+    analyze.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR2",
+        help="another replay's run folder: print every figure of both side by side",
+    )
+
+
 def _add_image_options(parser: argparse.ArgumentParser) -> None:
     # The same variables as docker-bake.hcl and compose.yaml.
     namespace = os.environ.get("NAMESPACE") or os.environ.get("DOCKER_USERNAME") or "cloudai"
@@ -399,6 +420,39 @@ def _trace(args: argparse.Namespace, manifest: Manifest) -> int:
     return 0
 
 
+def _analyze(args: argparse.Namespace, manifest: Manifest) -> int:
+    from workloads import analysis
+    from workloads.analysis.summary import ThresholdError
+    from workloads.replay.records import RunFolderError
+
+    try:
+        jobs, summary = analysis.analyze_folder(args.run)
+        baseline = analysis.analyze_folder(args.baseline)[1] if args.baseline else None
+        flat = analysis.figures(summary)
+        thresholds = analysis.load_thresholds(args.check, flat) if args.check else {}
+    except (RunFolderError, ThresholdError) as err:
+        raise UsageError(str(err)) from None
+    written = analysis.write(args.run, jobs, summary)
+    analysis.report_missing_documents(summary)
+    wait = summary.overall.wait_s
+    print(
+        f"analyze: {summary.tasks} tasks, {summary.success_rate:.0%} finished, wait p50 "
+        f"{_seconds(wait.p50)} p99 {_seconds(wait.p99)}, makespan "
+        f"{_seconds(summary.makespan_s)}, {summary.enforcement_violations} enforcement "
+        f"violation(s); wrote {len(written)} files in {args.run}"
+    )
+    if baseline is not None:
+        print("\n".join(analysis.comparison(flat, analysis.figures(baseline))))
+    missed = analysis.violations(flat, thresholds)
+    for line in missed:
+        print(f"check: {line}", file=sys.stderr)
+    return 1 if missed else 0
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g} s"
+
+
 COMMANDS = {
     "list": _list,
     "describe": _describe,
@@ -406,6 +460,7 @@ COMMANDS = {
     "report": _report,
     "tasks": _tasks,
     "trace": _trace,
+    "analyze": _analyze,
 }
 
 

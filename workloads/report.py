@@ -80,7 +80,7 @@ def load_runs(inputs: list[Path]) -> list[Run]:
 
 
 # -- one run --------------------------------------------------------------------------------
-def _legend(axes: Axes, *others: Axes) -> None:
+def legend_outside(axes: Axes, *others: Axes) -> None:
     """One legend per panel, outside it on the right, where it hides no data."""
     handles, labels = axes.get_legend_handles_labels()
     for other in others:
@@ -121,7 +121,7 @@ def _cpu_panel(axes: Axes, run: Run) -> None:
     _line(axes, document["limits"]["cpu_quota"], LIMIT, "CPU quota", ":")
     axes.set_ylabel("CPU cores")
     axes.set_ylim(bottom=0)
-    _legend(axes)
+    legend_outside(axes)
 
 
 def _memory_panel(axes: Axes, run: Run) -> None:
@@ -134,7 +134,7 @@ def _memory_panel(axes: Axes, run: Run) -> None:
     _line(axes, limit / MIB if limit else None, LIMIT, "memory limit", ":")
     axes.set_ylabel("memory (MiB)")
     axes.set_ylim(bottom=0)
-    _legend(axes)
+    legend_outside(axes)
 
 
 def _io_panel(axes: Axes, run: Run) -> None:
@@ -144,7 +144,7 @@ def _io_panel(axes: Axes, run: Run) -> None:
     axes.plot(times, written, color="#ff7f0e", linewidth=1.4, label="written")
     axes.set_ylabel("storage (MB/s)")
     axes.set_ylim(bottom=0)
-    _legend(axes)
+    legend_outside(axes)
 
 
 def _gpu_panel(axes: Axes, run: Run) -> None:
@@ -159,7 +159,7 @@ def _gpu_panel(axes: Axes, run: Run) -> None:
     _line(memory_axes, gpu_memory / GIB if gpu_memory else None, ENVELOPE, "GPU memory envelope")
     memory_axes.set_ylabel("GPU memory (GiB)")
     memory_axes.set_ylim(bottom=0)
-    _legend(axes, memory_axes)
+    legend_outside(axes, memory_axes)
 
 
 def _headline(document: dict[str, Any]) -> str:
@@ -253,16 +253,22 @@ def summary_page(runs: list[Run], path: Path) -> Path:
         "",
     )
     rows = "\n".join(f"<tr>{_row(run)}</tr>" for run in runs)
-    path.write_text(f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>cloudai-workloads runs</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}th{{background:#f4f4f4}}</style>
-</head><body>
-<h1>{len(runs)} run(s)</h1>
+    body = f"""<h1>{len(runs)} run(s)</h1>
 <table><tr>{"".join(f"<th>{html.escape(h)}</th>" for h in head)}</tr>
 {rows}
 </table>
-<p><img src="summary.png" alt="peak resources against the envelope"></p>
+<p><img src="summary.png" alt="peak resources against the envelope"></p>"""
+    return html_page(path, "cloudai-workloads runs", body)
+
+
+def html_page(path: Path, title: str, body: str) -> Path:
+    """A plain page of tables and pictures, the same for every report."""
+    path.write_text(f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}th{{background:#f4f4f4}}</style>
+</head><body>
+{body}
 </body></html>
 """)
     return path

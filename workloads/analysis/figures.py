@@ -1,0 +1,192 @@
+"""Pictures of a replay, in the style of ``report``: the wait-time CDF per category, a Gantt
+chart of tasks per node, queued and running tasks over time, and the cluster's CPU requested
+against what the tasks used; one PNG each and an index.html with the summary."""
+
+from __future__ import annotations
+
+import html
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from workloads.analysis.jobs import Job
+from workloads.analysis.summary import Summary, figures
+from workloads.report import html_page, legend_outside, plt
+
+CATEGORY_COLOURS = {"io": "#1f77b4", "cpu": "#ff7f0e", "gpu": "#2ca02c"}
+OTHER_COLOUR = "#7f7f7f"
+PICTURES = ("wait_cdf.png", "gantt.png", "queue.png", "cpu.png")
+
+
+def _colour(category: str) -> str:
+    return CATEGORY_COLOURS.get(category, OTHER_COLOUR)
+
+
+def _save(figure: plt.Figure, path: Path) -> Path:
+    figure.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    return path
+
+
+def wait_cdf(jobs: list[Job], path: Path) -> Path:
+    figure, axes = plt.subplots(figsize=(9, 4))
+    by_category: dict[str, list[float]] = defaultdict(list)
+    for job in jobs:
+        if job.wait is not None:
+            by_category[job.category].append(job.wait)
+    for category, waits in sorted(by_category.items()):
+        values = np.sort(np.array(waits))
+        shares = np.arange(1, values.size + 1) / values.size
+        axes.step(values, shares, where="post", color=_colour(category), label=category)
+    axes.set_xlabel("wait: start - submit (s)")
+    axes.set_ylabel("share of tasks")
+    axes.set_ylim(0, 1.02)
+    axes.set_title("Wait time, per category")
+    legend_outside(axes)
+    return _save(figure, path)
+
+
+def _lanes(jobs: list[Job]) -> list[int]:
+    """The lowest free lane for each job (by start), so that overlapping tasks stack."""
+    ends: list[float] = []
+    lanes = []
+    for job in jobs:
+        lane = next((i for i, end in enumerate(ends) if end <= job.start), len(ends))
+        if lane == len(ends):
+            ends.append(0.0)
+        ends[lane] = job.end
+        lanes.append(lane)
+    return lanes
+
+
+def gantt(jobs: list[Job], path: Path) -> Path:
+    ran = sorted(
+        (job for job in jobs if job.start is not None and job.end is not None),
+        key=lambda job: job.start,
+    )
+    nodes = sorted({job.node or "?" for job in ran})
+    lanes_by_node = {
+        node: _lanes([job for job in ran if (job.node or "?") == node]) for node in nodes
+    }
+    heights = [max(lanes, default=0) + 1 for lanes in lanes_by_node.values()]
+    figure, axes = plt.subplots(figsize=(10, 1.2 + 0.25 * max(sum(heights), 4)))
+    base = 0
+    ticks = []
+    for node, height in zip(nodes, heights, strict=True):
+        on_node = [job for job in ran if (job.node or "?") == node]
+        by_category: dict[str, list[tuple[float, float, int]]] = defaultdict(list)
+        for job, lane in zip(on_node, lanes_by_node[node], strict=True):
+            by_category[job.category].append((job.start, job.end - job.start, base + lane))
+        for category, bars in sorted(by_category.items()):
+            axes.barh(
+                [lane for _, _, lane in bars],
+                [width for _, width, _ in bars],
+                left=[start for start, _, _ in bars],
+                height=0.8,
+                color=_colour(category),
+                edgecolor="white",
+                linewidth=0.3,
+                label=category,
+            )
+        ticks.append((base + (height - 1) / 2, node[:12]))
+        base += height
+        axes.axhline(base - 0.5, color="#cccccc", linewidth=0.8)
+    axes.set_yticks([y for y, _ in ticks], [label for _, label in ticks])
+    axes.set_xlabel("seconds since the replay started")
+    axes.set_title("Tasks per node (start to end)")
+    handles, labels = axes.get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))
+    axes.legend(unique.values(), unique.keys(), loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    return _save(figure, path)
+
+
+def _counts(times: np.ndarray, starts: list[float], ends: list[float]) -> np.ndarray:
+    """How many intervals [start, end) hold each time, by sorted searches (10 000 tasks in ms)."""
+    return np.searchsorted(np.sort(starts), times, side="right") - np.searchsorted(
+        np.sort(ends), times, side="right"
+    )
+
+
+def _grid(jobs: list[Job], points: int = 2000) -> np.ndarray:
+    ends = [job.end for job in jobs if job.end is not None]
+    return np.linspace(0.0, max(ends, default=1.0), points)
+
+
+def queue(jobs: list[Job], path: Path) -> Path:
+    times = _grid(jobs)
+    horizon = float(times[-1])
+    submitted = [job for job in jobs if job.submit is not None]
+    queued = _counts(
+        times,
+        [job.submit for job in submitted],
+        [job.start if job.start is not None else (job.end or horizon) for job in submitted],
+    )
+    started = [job for job in jobs if job.start is not None]
+    running = _counts(
+        times, [job.start for job in started], [job.end or horizon for job in started]
+    )
+    figure, axes = plt.subplots(figsize=(10, 4))
+    axes.step(times, queued, where="post", color="#d62728", label="queued")
+    axes.step(times, running, where="post", color="#1f77b4", label="running")
+    axes.set_xlabel("seconds since the replay started")
+    axes.set_ylabel("tasks")
+    axes.set_ylim(bottom=0)
+    axes.set_title("Queued and running tasks")
+    legend_outside(axes)
+    return _save(figure, path)
+
+
+def _used_cores(jobs: list[Job], times: np.ndarray) -> np.ndarray:
+    """The cores the tasks' own samples measured, summed on the grid; a sample stands for the
+    interval that ends at it."""
+    used = np.zeros_like(times)
+    for job in jobs:
+        if len(job.cpu_samples) < 2:
+            continue
+        at, cores = np.array(job.cpu_samples, dtype=float).T
+        index = np.searchsorted(at, times, side="left")
+        inside = (times >= at[0]) & (index < at.size)
+        used[inside] += cores[index[inside]]
+    return used
+
+
+def cpu(jobs: list[Job], path: Path, capacity: float) -> Path:
+    times = _grid(jobs)
+    horizon = float(times[-1])
+    requested = np.zeros_like(times)
+    for job in jobs:
+        if job.start is not None:
+            end = job.end if job.end is not None else horizon
+            requested[(times >= job.start) & (times < end)] += job.cpu_request
+    figure, axes = plt.subplots(figsize=(10, 4))
+    axes.step(times, requested, where="post", color="#ff7f0e", label="CPU requested (running)")
+    axes.plot(times, _used_cores(jobs, times), color="#1f77b4", label="CPU used")
+    axes.axhline(capacity, color="#d62728", linestyle="--", linewidth=1.2, label="capacity")
+    axes.set_xlabel("seconds since the replay started")
+    axes.set_ylabel("cores")
+    axes.set_ylim(bottom=0)
+    axes.set_title("Cluster CPU: requested by running tasks, used as the tasks measured")
+    legend_outside(axes)
+    return _save(figure, path)
+
+
+def draw(jobs: list[Job], summary: Summary, run: Path) -> list[Path]:
+    written = [
+        wait_cdf(jobs, run / "wait_cdf.png"),
+        gantt(jobs, run / "gantt.png"),
+        queue(jobs, run / "queue.png"),
+        cpu(jobs, run / "cpu.png", summary.utilisation.capacity_cpus),
+    ]
+    rows = "\n".join(
+        f"<tr><td>{html.escape(name)}</td><td>{'-' if value is None else f'{value:.6g}'}</td></tr>"
+        for name, value in figures(summary).items()
+    )
+    pictures = "\n".join(f'<p><img src="{name}" alt="{name}"></p>' for name in PICTURES)
+    body = (
+        f"<h1>Replay: {summary.tasks} tasks</h1>\n{pictures}\n"
+        f"<table><tr><th>figure</th><th>value</th></tr>\n{rows}\n</table>\n"
+        '<p><a href="jobs.csv">jobs.csv</a> · <a href="summary.json">summary.json</a></p>'
+    )
+    written.append(html_page(run / "index.html", "cloudai-workloads replay", body))
+    return written

@@ -1,0 +1,201 @@
+"""One row per task of a replay: what was asked, what the engine did, the times derived from
+it, and what the task's own results document saw (Batsim's jobs.csv, joined with our documents).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from workloads.replay.records import TERMINAL, read_events, read_replay, read_trace, task_folder
+
+# Feitelson et al. (JSSPP 1997): runtimes below tau seconds count as tau in bounded slowdown.
+BOUNDED_SLOWDOWN_TAU = 10.0
+# A detected CPU or memory limit enforces a request when it is within this fraction of it.
+ENFORCEMENT_TOLERANCE = 0.01
+GIB = 1 << 30
+
+
+@dataclass
+class Job:
+    # what was asked
+    task_id: int
+    workload: str
+    category: str
+    task_type: str
+    cpu_request: float
+    memory_request_bytes: int
+    gpu_request: int
+    # what the engine did: seconds since the replay started
+    node: str | None = None
+    submit_planned: float | None = None
+    submit_actual: float | None = None  # when the replay made the call (its own clock)
+    submit: float | None = None  # the engine's record of creation
+    schedule: float | None = None
+    start: float | None = None
+    end: float | None = None
+    state: str = "NOT_SUBMITTED"  # the last event: FINISH, FAIL, KILL... or QUEUED, RUNNING
+    exit_code: int | None = None
+    # derived
+    wait: float | None = None
+    turnaround: float | None = None
+    runtime: float | None = None
+    stretch: float | None = None
+    bounded_slowdown: float | None = None
+    # from the task's results document
+    document: str | None = None
+    status: str | None = None
+    stop_reason: str | None = None
+    verification: bool | None = None
+    metric_name: str | None = None
+    metric_value: float | None = None
+    metric_unit: str | None = None
+    average_cores: float | None = None
+    cpu_seconds: float | None = None
+    peak_memory_bytes: int | None = None
+    limit_cpu_quota: float | None = None
+    limit_cpuset: str | None = None
+    limit_memory_bytes: int | None = None
+    enforced: bool | None = None
+    # The document's CPU samples: (seconds since the replay started, cores), not a column.
+    cpu_samples: list[tuple[float, float]] = field(
+        default_factory=list, repr=False, metadata={"column": False}
+    )
+
+
+COLUMNS = tuple(f.name for f in fields(Job) if f.metadata.get("column", True))
+
+
+def load_jobs(run: Path) -> list[Job]:
+    """Rows for every task of the trace, submitted or not, in task order."""
+    events = read_events(run)
+    start_time = float(read_replay(run)["start_time"])
+    jobs = {task["task_id"]: _asked(task) for task in read_trace(run)}
+    for event in sorted(events, key=lambda item: item["time"]):
+        job = jobs.get(event["task_id"])
+        if job is not None:
+            _apply(job, event, event["time"] - start_time)
+    for job in jobs.values():
+        _derive(job)
+        _join_document(job, task_folder(run, job.task_id), start_time)
+    return [jobs[task_id] for task_id in sorted(jobs)]
+
+
+def _asked(task: dict[str, Any]) -> Job:
+    return Job(
+        task_id=int(task["task_id"]),
+        workload=task["task_name"],
+        category=task["category"],
+        task_type=task["task_type"],
+        cpu_request=float(task["cpu_request"]),
+        memory_request_bytes=round(float(task["memory_request_gib"]) * GIB),
+        gpu_request=int(task["gpu_request"]),
+    )
+
+
+def _apply(job: Job, event: dict[str, Any], offset: float) -> None:
+    kind = event["event"]
+    if kind == "SUBMIT":
+        job.submit = offset
+        job.submit_planned = event.get("planned")
+        job.submit_actual = event.get("submitted")
+        job.state = "QUEUED"
+    elif kind == "SCHEDULE" and job.schedule is None:
+        job.schedule, job.node = offset, event.get("node")
+    elif kind == "START" and job.start is None:
+        job.start, job.state = offset, "RUNNING"
+    elif kind in TERMINAL:
+        job.end, job.state = offset, kind
+        job.exit_code = event.get("exit_code")
+        job.node = job.node or event.get("node")
+
+
+def _derive(job: Job) -> None:
+    if job.submit is not None and job.start is not None:
+        job.wait = job.start - job.submit
+    if job.end is None or job.submit is None:
+        return
+    job.turnaround = job.end - job.submit
+    if job.start is None:
+        return
+    job.runtime = job.end - job.start
+    if job.runtime > 0:
+        job.stretch = job.turnaround / job.runtime
+    job.bounded_slowdown = max(1.0, job.turnaround / max(job.runtime, BOUNDED_SLOWDOWN_TAU))
+
+
+def _join_document(job: Job, folder: Path, start_time: float) -> None:
+    documents = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    if not documents:
+        return
+    path = documents[-1]  # one per task; a later run into the folder would sort last
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    job.document = str(path.relative_to(folder.parent.parent))
+    job.status, job.stop_reason = document.get("status"), document.get("stop_reason")
+    job.verification = document.get("verification", {}).get("passed")
+    primary = document.get("metrics", {}).get("primary") or {}
+    job.metric_name, job.metric_value = primary.get("name"), primary.get("value")
+    job.metric_unit = primary.get("unit")
+    resources = document.get("resources", {})
+    job.average_cores = resources.get("average_cores")
+    job.cpu_seconds = resources.get("cpu_seconds")
+    job.peak_memory_bytes = resources.get("peak_memory_bytes")
+    limits = document.get("limits", {})
+    job.limit_cpu_quota = limits.get("cpu_quota")
+    cpuset = limits.get("cpuset") or []
+    job.limit_cpuset = ",".join(str(cpu) for cpu in cpuset) or None
+    job.limit_memory_bytes = limits.get("memory_limit")
+    job.enforced = enforced(job, len(cpuset), limits.get("host_cpus"))
+    job.cpu_samples = _cpu_samples(document, start_time)
+
+
+def _cpu_samples(document: dict[str, Any], start_time: float) -> list[tuple[float, float]]:
+    try:
+        began = datetime.fromisoformat(document["started_at"].replace("Z", "+00:00"))
+        samples = document["timeseries"]["samples"]
+        offset = began.timestamp() - start_time
+        return [(offset + sample["t"], sample["cpu_cores"]) for sample in samples]
+    except (KeyError, TypeError, ValueError):
+        return []
+
+
+def _within(detected: float | None, requested: float) -> bool:
+    if not requested:
+        return True  # nothing was promised
+    return detected is not None and abs(detected - requested) <= ENFORCEMENT_TOLERANCE * requested
+
+
+def enforced(job: Job, cpuset_size: int, host_cpus: int | None) -> bool:
+    """The limits the task found in its cgroup match its requests: a CPU quota (or, without
+    one, a cpuset narrower than the host) and a memory limit, each within the tolerance."""
+    cpu_limit = job.limit_cpu_quota
+    if cpu_limit is None and cpuset_size and host_cpus and cpuset_size < host_cpus:
+        cpu_limit = float(cpuset_size)
+    return _within(cpu_limit, job.cpu_request) and _within(
+        job.limit_memory_bytes, job.memory_request_bytes
+    )
+
+
+def write_jobs_csv(jobs: list[Job], path: Path) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        for job in jobs:
+            writer.writerow(_cell(getattr(job, name)) for name in COLUMNS)
+    return path
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else str(round(value, 6))
+    return str(value)
