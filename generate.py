@@ -4,12 +4,14 @@
     python generate.py          write the files (and remove generated files no longer wanted)
     python generate.py --check  exit 1 and name the stale files when anything is out of date
 
-Generated files are committed; CI runs --check. This script reads the manifest and nothing else.
+Generated files are committed; CI runs --check. This script reads the manifest, and the typed
+models of the documents the tool writes (their JSON Schemas).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import stat
 import sys
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
+from workloads import analysis  # noqa: E402
 from workloads.manifest import Manifest, ManifestError, load_manifest  # noqa: E402
 from workloads.options import OPTIONS  # noqa: E402
 
@@ -83,7 +86,13 @@ def render(manifest: Manifest) -> list[Output]:
     table = templates.get_template("workload-table.md.j2").render(manifest=manifest)
     outputs.append(Output(README, _splice(README.read_text(), table)))
     outputs += _build_files(templates, manifest)
+    outputs.append(_schema(analysis.SUMMARY_SCHEMA_PATH, analysis.schema()))
     return outputs
+
+
+def _schema(path: Path, schema: dict[str, object]) -> Output:
+    """A JSON Schema generated from a pydantic model."""
+    return Output(path, json.dumps(schema, indent=2) + "\n")
 
 
 def _build_files(templates: Environment, manifest: Manifest) -> list[Output]:

@@ -42,7 +42,7 @@ def write(run: Path, jobs: list[Job], summary: Summary, pictures: bool = True) -
     (run / SUMMARY_FILE).write_text(json.dumps(summary.model_dump(), indent=2) + "\n")
     written.append(run / SUMMARY_FILE)
     if pictures:
-        from workloads.analysis.figures import draw
+        from workloads.analysis.pictures import draw
 
         written += draw(jobs, summary, run)
     return written
