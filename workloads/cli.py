@@ -189,15 +189,7 @@ def _add_exports(commands: Any) -> None:
     )
     _add_image_options(tasks)
     _add_master_options(tasks)
-    for option in OPTIONS:
-        if option.name not in ("results_dir", "work_dir"):
-            tasks.add_argument(
-                option.flag,
-                dest=option.name,
-                metavar=option.metavar,
-                type=_argument_type(option.parse),
-                help=f"pass {option.flag} to every task",
-            )
+    _add_controls(tasks, "every task")
     trace = commands.add_parser(
         "trace", help="a seeded arrival trace of tasks for scheduler experiments"
     )
@@ -242,6 +234,13 @@ def _add_exports(commands: Any) -> None:
         help="multiply every task's duration (default 1)",
     )
     trace.add_argument(
+        "--duration-range",
+        type=_argument_type(_seconds_range),
+        metavar="MIN:MAX",
+        help="draw every task's duration from MIN to MAX seconds instead of its workload's "
+        "range (before --duration-scale)",
+    )
+    trace.add_argument(
         "--format",
         choices=("json", "csv", "cloudai"),
         default="json",
@@ -250,9 +249,47 @@ def _add_exports(commands: Any) -> None:
     trace.add_argument("--output", type=Path, metavar="FILE", help="default: stdout")
     _add_image_options(trace)
     _add_master_options(trace)
+    _add_controls(trace, "every task", exclude=_DRAWN_BY_TRACE)
 
 
 def _add_experiments(commands: Any) -> None:
+    replay = commands.add_parser(
+        "replay", help="play a trace against an engine (docker, or a Docker Swarm) and record it"
+    )
+    replay.add_argument("trace", type=Path, metavar="TRACE", help="a trace file (JSON or CSV)")
+    replay.add_argument(
+        "--engine",
+        choices=("docker", "swarm"),
+        default="docker",
+        help="docker: every task starts when it arrives (default); swarm: Swarm schedules it",
+    )
+    replay.add_argument(
+        "--output", type=Path, required=True, metavar="DIR", help="a new, or empty, run folder"
+    )
+    replay.add_argument(
+        "--speed",
+        type=_argument_type(positive_float),
+        default=1.0,
+        metavar="F",
+        help="divide every submit time by F (default 1)",
+    )
+    replay.add_argument(
+        "--grace",
+        type=_argument_type(positive_float),
+        default=10.0,
+        metavar="SECONDS",
+        help="between SIGTERM and SIGKILL when a stop ends a task (default 10)",
+    )
+    replay.add_argument(
+        "--registry",
+        default=os.environ.get("REGISTRY"),
+        help="take the images from this registry (default: $REGISTRY, else the trace's)",
+    )
+    replay.add_argument(
+        "--namespace",
+        default=os.environ.get("NAMESPACE") or os.environ.get("DOCKER_USERNAME"),
+        help="and this namespace (default: $NAMESPACE, $DOCKER_USERNAME, else the trace's)",
+    )
     analyze = commands.add_parser(
         "analyze",
         help="a replay's run folder into jobs.csv, summary.json and pictures",
@@ -285,6 +322,27 @@ def _add_image_options(parser: argparse.ArgumentParser) -> None:
         default=namespace,
         help="image namespace (default: $NAMESPACE, $DOCKER_USERNAME or cloudai)",
     )
+
+
+def _add_controls(parser: argparse.ArgumentParser, to: str, exclude: tuple[str, ...] = ()) -> None:
+    """The run controls as flags passed on to tasks' commands (not where results go)."""
+    for option in OPTIONS:
+        if option.name not in ("results_dir", "work_dir", *exclude):
+            parser.add_argument(
+                option.flag,
+                dest=option.name,
+                metavar=option.metavar,
+                type=_argument_type(option.parse),
+                help=f"pass {option.flag} to {to}",
+            )
+
+
+def _seconds_range(text: str) -> tuple[float, float]:
+    low_text, _, high_text = text.partition(":")
+    low, high = positive_float(low_text), positive_float(high_text or low_text)
+    if high < low:
+        raise ValueError(f"{text!r}: MAX is below MIN")
+    return low, high
 
 
 def _k_value(text: str) -> float:
@@ -352,10 +410,14 @@ def _report(args: argparse.Namespace, manifest: Manifest) -> int:
     return 0
 
 
-def _controls(args: argparse.Namespace) -> dict[str, str]:
+# trace draws each task's duration and seed itself (its own --seed seeds the trace).
+_DRAWN_BY_TRACE = ("duration", "seed")
+
+
+def _controls(args: argparse.Namespace, exclude: tuple[str, ...] = ()) -> dict[str, str]:
     controls = {}
     for option in OPTIONS:
-        value = getattr(args, option.name, None)
+        value = None if option.name in exclude else getattr(args, option.name, None)
         if value is not None:
             controls[option.name] = f"{value:g}" if isinstance(value, float) else str(value)
     return controls
@@ -399,6 +461,8 @@ def _trace(args: argparse.Namespace, manifest: Manifest) -> int:
         seed=args.seed,
         images=Images(args.registry, args.namespace),
         duration_scale=args.duration_scale,
+        duration_range=args.duration_range,
+        controls=_controls(args, exclude=_DRAWN_BY_TRACE),
     )
     meta = {
         "generator": f"cloudai-workloads {workloads.__version__}",
@@ -408,6 +472,8 @@ def _trace(args: argparse.Namespace, manifest: Manifest) -> int:
         "arrival": args.arrival,
         "rate": args.rate,
         "duration_scale": args.duration_scale,
+        "duration_range": args.duration_range,
+        "controls": _controls(args, exclude=_DRAWN_BY_TRACE),
     }
     if args.format == "cloudai":
         text = to_cloudai(trace, k_value=args.k_value, user=args.user)
@@ -418,6 +484,25 @@ def _trace(args: argparse.Namespace, manifest: Manifest) -> int:
     else:
         print(text, end="")
     return 0
+
+
+def _replay(args: argparse.Namespace, manifest: Manifest) -> int:
+    from workloads.replay.engine import ReplayInputError
+    from workloads.replay.runner import ReplayOptions, replay
+
+    options = ReplayOptions(
+        trace=args.trace,
+        engine=args.engine,
+        output=args.output,
+        speed=args.speed,
+        grace=args.grace,
+        registry=args.registry,
+        namespace=args.namespace,
+    )
+    try:
+        return replay(options)
+    except ReplayInputError as err:
+        raise UsageError(str(err)) from None
 
 
 def _analyze(args: argparse.Namespace, manifest: Manifest) -> int:
@@ -460,6 +545,7 @@ COMMANDS = {
     "report": _report,
     "tasks": _tasks,
     "trace": _trace,
+    "replay": _replay,
     "analyze": _analyze,
 }
 

@@ -11,9 +11,11 @@ import csv
 import io
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import TypeAdapter, ValidationError
 
 from workloads.exports import GIB, Images, MasterTask, command
 from workloads.manifest import Manifest, Workload
@@ -37,6 +39,10 @@ FIELDS = (
 
 class MixError(ValueError):
     """A mix that names no workload, or a weight that is not a positive number."""
+
+
+class TraceError(ValueError):
+    """A trace file that cannot be read as one written by ``trace``."""
 
 
 @dataclass(frozen=True)
@@ -89,9 +95,12 @@ def generate(
     seed: int,
     images: Images,
     duration_scale: float = 1.0,
+    duration_range: tuple[float, float] | None = None,
+    controls: dict[str, str] | None = None,
 ) -> list[TraceTask]:
-    """``tasks`` tasks; ``rate`` is arrivals per second. The same arguments give the same
-    trace."""
+    """``tasks`` tasks; ``rate`` is arrivals per second. A task's duration is drawn from its
+    workload's range (or ``duration_range``, seconds), times ``duration_scale``; ``controls``
+    are passed to every task's command. The same arguments give the same trace."""
     rng = np.random.default_rng([seed, 0x7ACE])
     names = sorted(mix)
     weights = np.array([mix[name] for name in names])
@@ -105,35 +114,31 @@ def generate(
     submit_times = np.cumsum(gaps)
     fractions = rng.random(tasks)
     task_seeds = rng.integers(0, 2**32, size=tasks)
-    return [
-        _task(
-            manifest.get(names[index]),
-            number,
-            float(submit),
-            float(fraction),
-            int(task_seed),
-            images,
-            duration_scale,
+    trace = []
+    for number, (index, submit, fraction, task_seed) in enumerate(
+        zip(chosen, submit_times, fractions, task_seeds, strict=True)
+    ):
+        workload = manifest.get(names[index])
+        assert workload is not None
+        low, high = duration_range or (workload.duration.min, workload.duration.max)
+        duration = round((low + float(fraction) * (high - low)) * duration_scale, 1)
+        trace.append(
+            _task(workload, number, float(submit), duration, int(task_seed), images, controls)
         )
-        for number, (index, submit, fraction, task_seed) in enumerate(
-            zip(chosen, submit_times, fractions, task_seeds, strict=True)
-        )
-    ]
+    return trace
 
 
 def _task(
-    workload: Workload | None,
+    workload: Workload,
     number: int,
     submit: float,
-    fraction: float,
+    duration: float,
     seed: int,
     images: Images,
-    duration_scale: float,
+    controls: dict[str, str] | None,
 ) -> TraceTask:
-    assert workload is not None
-    low, high = workload.duration.min, workload.duration.max
-    duration = round((low + fraction * (high - low)) * duration_scale, 1)
     envelope = workload.envelope
+    flags = {"duration": f"{duration:g}", "seed": str(seed), **(controls or {})}
     return TraceTask(
         submit_time=round(submit, 3),
         task_id=number,
@@ -141,7 +146,7 @@ def _task(
         category=workload.category,
         task_type=workload.task_type,
         image=images.of(workload),
-        command=command(workload, {"duration": f"{duration:g}", "seed": str(seed)}),
+        command=command(workload, flags),
         cpu_request=envelope.cpus,
         memory_request_gib=round(envelope.memory / GIB, 3),
         disk_request_gib=round(envelope.disk / GIB, 3),
@@ -149,6 +154,42 @@ def _task(
         duration_seconds=duration,
         seed=seed,
     )
+
+
+_TASKS = TypeAdapter(list[TraceTask])
+
+
+def load_trace(path: Path) -> tuple[list[TraceTask], dict[str, Any]]:
+    """The tasks and the generator's parameters (JSON only) of a trace written by ``trace``, as
+    JSON or CSV; TraceError says in one line what is wrong."""
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise TraceError(f"{path}: {err.strerror}") from None
+    meta: dict[str, Any] = {}
+    if text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise TraceError(f"{path}: not JSON: {err}") from None
+        rows, meta = data.get("tasks"), data.get("meta") or {}
+    else:
+        reader = csv.DictReader(io.StringIO(text))
+        if reader.fieldnames is None or set(FIELDS) - set(reader.fieldnames):
+            missing = sorted(set(FIELDS) - set(reader.fieldnames or ()))
+            raise TraceError(f"{path}: not a trace (CSV without {', '.join(missing)})")
+        rows = list(reader)
+    try:
+        tasks = _TASKS.validate_python(rows)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise TraceError(f"{path}: task {where}: {first['msg']}") from None
+    if not tasks:
+        raise TraceError(f"{path}: the trace has no tasks")
+    if len({task.task_id for task in tasks}) < len(tasks):
+        raise TraceError(f"{path}: task ids repeat")
+    return tasks, meta
 
 
 def to_json(trace: list[TraceTask], meta: dict[str, Any]) -> str:

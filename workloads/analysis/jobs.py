@@ -162,9 +162,11 @@ def _cpu_samples(document: dict[str, Any], start_time: float) -> list[tuple[floa
         began = datetime.fromisoformat(document["started_at"].replace("Z", "+00:00"))
         samples = document["timeseries"]["samples"]
         offset = began.timestamp() - start_time
-        return [(offset + sample["t"], sample["cpu_cores"]) for sample in samples]
+        points = [(offset + sample["t"], sample["cpu_cores"]) for sample in samples]
     except (KeyError, TypeError, ValueError):
         return []
+    # A sample stands for the interval that ends at it: the first one's begins at the start.
+    return [(offset, points[0][1]), *points] if points else []
 
 
 def _within(detected: float | None, requested: float) -> bool:

@@ -1,0 +1,143 @@
+"""The ``docker`` engine: each task becomes a container on the local engine at its submit time,
+with its requests as limits (NanoCPUs, memory, a GPU device request). There is no admission
+control: every task starts when it arrives, the baseline a scheduler is compared with.
+
+The record comes from the engine's container events: create (SUBMIT, and SCHEDULE on this
+engine's node: a container is placed where it is made), start (START), die (FINISH, FAIL with
+its exit code, or KILL when the replay stopped it), oom (noted on the FAIL that follows).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from docker import DockerClient
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.types import DeviceRequest
+
+from workloads.replay.engine import (
+    REPLAY_LABEL,
+    TASK_LABEL,
+    Emit,
+    EngineInfo,
+    Node,
+    ReplayInputError,
+    ReplayTask,
+    check_capacity,
+    engine_error,
+    labels,
+)
+from workloads.replay.records import Event
+
+
+class DockerEngine:
+    def __init__(self, client: DockerClient, replay_id: str, grace: float) -> None:
+        self.client, self.replay_id, self.grace = client, replay_id, grace
+        self._info = client.info()
+        self._lock = threading.Lock()
+        self._stopping: set[int] = set()  # tasks the replay stops: their end is a KILL
+        self._out_of_memory: set[int] = set()
+
+    @property
+    def _filter(self) -> dict[str, Any]:
+        return {"label": f"{REPLAY_LABEL}={self.replay_id}"}
+
+    def describe(self) -> EngineInfo:
+        version = self.client.version()
+        info = self._info
+        node = Node(info["ID"], info["Name"], float(info["NCPU"]), int(info["MemTotal"]), None)
+        return EngineInfo("docker", version["Version"], version["ApiVersion"], [node])
+
+    def check(self, tasks: list[ReplayTask]) -> None:
+        check_capacity(tasks, self.describe().nodes)
+        for image in sorted({task.image for task in tasks}):
+            self._have_image(image)
+
+    def _have_image(self, image: str) -> None:
+        """Pull what is missing now, so that no task's start includes a pull."""
+        with contextlib.suppress(ImageNotFound):
+            self.client.images.get(image)
+            return
+        try:
+            self.client.images.pull(image)
+        except DockerException as err:
+            raise ReplayInputError(
+                f"image {image} is neither on this engine nor in its registry ({engine_error(err)})"
+            ) from None
+
+    def submit(self, task: ReplayTask) -> None:
+        device_requests = (
+            [DeviceRequest(count=task.gpus, capabilities=[["gpu"]])] if task.gpus else None
+        )
+        container = self.client.containers.create(
+            task.image,
+            ["/bin/sh", "-c", task.command],
+            name=task.name,
+            labels=labels(self.replay_id, task.task_id),
+            nano_cpus=round(task.cpus * 1e9),
+            mem_limit=task.memory_bytes,
+            device_requests=device_requests,
+            volumes={str(task.output): {"bind": "/output", "mode": "rw"}},
+            detach=True,
+        )
+        container.start()
+
+    def watch(self, emit: Emit, done: threading.Event) -> None:
+        stream = self.client.events(
+            since=int(time.time()) - 1, filters={"type": "container", **self._filter}, decode=True
+        )
+        closer = threading.Thread(target=lambda: (done.wait(), stream.close()), daemon=True)
+        closer.start()
+        with contextlib.suppress(Exception):  # the stream ends, or breaks, when closed
+            for raw in stream:
+                self._translate(raw, emit)
+
+    def _translate(self, raw: dict[str, Any], emit: Emit) -> None:
+        attributes = raw.get("Actor", {}).get("Attributes", {})
+        if TASK_LABEL not in attributes:
+            return
+        task_id, action = int(attributes[TASK_LABEL]), raw.get("Action") or raw.get("status")
+        moment = raw["timeNano"] / 1e9
+        if action == "create":
+            emit(Event(moment, task_id, "SUBMIT"))
+            emit(Event(moment, task_id, "SCHEDULE", {"node": self._info["ID"]}))
+        elif action == "start":
+            emit(Event(moment, task_id, "START"))
+        elif action == "oom":
+            self._out_of_memory.add(task_id)
+        elif action == "die":
+            emit(self._ending(moment, task_id, int(attributes.get("exitCode", -1))))
+
+    def _ending(self, moment: float, task_id: int, code: int) -> Event:
+        with self._lock:
+            stopped = task_id in self._stopping
+        if stopped:
+            return Event(moment, task_id, "KILL", {"exit_code": code})
+        if code == 0:
+            return Event(moment, task_id, "FINISH", {"exit_code": 0})
+        extra: dict[str, Any] = {"exit_code": code}
+        if task_id in self._out_of_memory:
+            extra["detail"] = "out of memory (the kernel's OOM killer)"
+        return Event(moment, task_id, "FAIL", extra)
+
+    def stop(self) -> None:
+        running = self.client.api.containers(filters={**self._filter, "status": "running"})
+        with self._lock:
+            self._stopping |= {int(c["Labels"][TASK_LABEL]) for c in running}
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            for container in running:
+                pool.submit(self._stop_one, container["Id"])
+
+    def _stop_one(self, container_id: str) -> None:
+        with contextlib.suppress(NotFound, APIError):
+            self.client.api.stop(container_id, timeout=round(self.grace))
+
+    def cleanup(self) -> None:
+        # The low-level listing: the high-level one inspects each, racing their removal.
+        for container in self.client.api.containers(all=True, filters=self._filter):
+            with contextlib.suppress(NotFound, APIError):
+                self.client.api.remove_container(container["Id"], force=True)

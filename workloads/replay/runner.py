@@ -1,0 +1,363 @@
+"""Play a trace against an engine: open-loop pacing on an absolute clock, the engine's own record
+of every state change, each task's documents in its folder, and nothing left behind.
+
+Task i is submitted at t0 + submit_time_i / speed, each from a thread of its own, so a slow
+engine call never delays the next submission (clusterloader2's Poisson tuning set works the
+same way). SIGINT or SIGTERM stops submitting, stops the running tasks with the grace (they
+leave partial documents), removes what the replay made and still writes the records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import secrets
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import workloads
+from workloads.manifest import get_manifest
+from workloads.replay.engine import (
+    Engine,
+    EngineInfo,
+    ReplayInputError,
+    ReplayTask,
+    connect,
+    engine_error,
+)
+from workloads.replay.records import (
+    REPLAY_FILE,
+    REPLAY_SCHEMA_VERSION,
+    TERMINAL,
+    TRACE_FILE,
+    Event,
+    EventLog,
+    task_folder,
+    write_json,
+)
+from workloads.trace import TraceError, TraceTask, load_trace
+
+GIB = 1 << 30
+EXIT_DONE, EXIT_FAILED = 0, 1
+STATUS_EVERY = 10.0  # seconds between status lines
+# After a stop, the engine has the grace plus this long to report the tasks' ends.
+_STOP_MARGIN = 15.0
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    trace: Path
+    engine: str
+    output: Path
+    speed: float = 1.0
+    grace: float = 10.0
+    registry: str | None = None  # with namespace: where the images are, instead of the trace's
+    namespace: str | None = None
+
+
+def new_replay_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _images_from(trace: list[TraceTask], options: ReplayOptions) -> list[TraceTask]:
+    """The trace's own images, or the same workloads from ``--registry``/``--namespace``."""
+    if options.registry is None and options.namespace is None:
+        return trace
+    manifest = get_manifest()
+    moved = []
+    for task in trace:
+        workload = manifest.get(task.task_name)
+        if workload is None:
+            raise ReplayInputError(f"task {task.task_id}: unknown workload {task.task_name!r}")
+        # The trace's images are <registry>/<namespace>/<repository>:<tag>.
+        parts = task.image.split("/", 2)
+        registry, namespace = parts[:2] if len(parts) == 3 else ("docker.io", "cloudai")
+        image = workload.image(options.registry or registry, options.namespace or namespace)
+        moved.append(replace(task, image=image))
+    return moved
+
+
+def _check_output(output: Path) -> None:
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise ReplayInputError(f"{output} exists and is not an empty folder: give a new one")
+
+
+def _create_output(output: Path) -> None:
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ReplayInputError(f"cannot create {output}: {err.strerror}") from None
+
+
+def _replay_tasks(trace: list[TraceTask], output: Path, replay_id: str) -> list[ReplayTask]:
+    return [
+        ReplayTask(
+            task_id=task.task_id,
+            name=f"cloudai-replay-{replay_id.lower()}-{task.task_id}",
+            image=task.image,
+            command=task.command,
+            cpus=task.cpu_request,
+            memory_bytes=round(task.memory_request_gib * GIB),
+            gpus=task.gpu_request,
+            output=task_folder(output, task.task_id).resolve(),
+        )
+        for task in trace
+    ]
+
+
+class Replayer:
+    """One replay in progress: pacing, submissions, the engine's events, stopping."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        tasks: list[tuple[TraceTask, ReplayTask]],
+        run: Path,
+        speed: float,
+        on_start: Callable[[float], None],
+    ) -> None:
+        self.engine, self.tasks, self.run, self.speed = engine, tasks, run, speed
+        self._on_start = on_start  # called with the start time once the clock runs
+        self.stop = threading.Event()  # a signal: stop submitting, stop the tasks
+        self.signal: int | None = None
+        self.done = threading.Event()  # the engine watch may end
+        self.all_ended = threading.Event()
+        self._lock = threading.Lock()
+        self._submissions: dict[int, dict[str, float]] = {}
+        self._submitted: set[int] = set()
+        self._started: set[int] = set()
+        self._ended: set[int] = set()
+        self.states: Counter[str] = Counter()
+        self.start_time = 0.0
+        self._origin = 0.0
+        self.log: EventLog | None = None
+
+    # -- events from the engine ----------------------------------------------------------------
+    def emit(self, event: Event) -> None:
+        with self._lock:
+            if event.event == "SUBMIT":
+                event.extra = self._submissions.get(event.task_id, {}) | event.extra
+            if event.event == "START":
+                self._started.add(event.task_id)
+            if event.event in TERMINAL:
+                if event.task_id in self._ended:
+                    return
+                self._ended.add(event.task_id)
+                self.states[event.event] += 1
+                if len(self._ended) == len(self.tasks):
+                    self.all_ended.set()
+        assert self.log is not None
+        self.log.write(event)
+
+    @property
+    def started(self) -> set[int]:
+        with self._lock:
+            return set(self._started)
+
+    def _now(self) -> float:
+        return time.monotonic() - self._origin
+
+    # -- the replay ---------------------------------------------------------------------------
+    def play(self) -> None:
+        self.start_time, self._origin = time.time(), time.monotonic()
+        self.log = EventLog(self.run, self.start_time)
+        self._on_start(self.start_time)
+        watcher = threading.Thread(
+            target=self.engine.watch, args=(self.emit, self.done), name="engine-watch"
+        )
+        watcher.start()
+        submitters = []
+        try:
+            for trace_task, task in self.tasks:
+                planned = trace_task.submit_time / self.speed
+                if self.stop.wait(max(0.0, planned - self._now())):
+                    break
+                submitter = threading.Thread(target=self._submit, args=(task, planned))
+                submitter.start()
+                submitters.append(submitter)
+            self._wait_for_the_end()
+        finally:
+            for submitter in submitters:
+                submitter.join(timeout=60)
+            if self.stop.is_set():
+                self._stop_tasks()
+            self.done.set()
+            watcher.join(timeout=30)
+            self.log.close()
+
+    def _submit(self, task: ReplayTask, planned: float) -> None:
+        with self._lock:
+            self._submissions[task.task_id] = {
+                "planned": round(planned, 6),
+                "submitted": round(self._now(), 6),
+            }
+            self._submitted.add(task.task_id)
+        try:
+            self.engine.submit(task)
+        except Exception as err:  # the engine refused it: the task failed, the replay goes on
+            extra = self._submissions[task.task_id] | {"detail": f"submit: {engine_error(err)}"}
+            self.emit(Event(time.time(), task.task_id, "FAIL", extra))
+
+    def _wait_for_the_end(self) -> None:
+        next_status = STATUS_EVERY
+        while not self.all_ended.wait(0.2) and not self.stop.is_set():
+            if self._now() >= next_status:
+                next_status += STATUS_EVERY
+                self._status_line()
+
+    def _status_line(self) -> None:
+        with self._lock:
+            submitted, ended = len(self._submitted), len(self._ended)
+        print(
+            f"replay: {self._now():.0f} s: {submitted}/{len(self.tasks)} submitted, {ended} ended",
+            flush=True,
+        )
+
+    def _stop_tasks(self) -> None:
+        print("replay: stopping: the running tasks get the grace to write documents", flush=True)
+        self.engine.stop()
+        with self._lock:
+            waiting = self._submitted - self._ended
+        deadline = time.monotonic() + _STOP_MARGIN
+        while waiting and time.monotonic() < deadline:
+            time.sleep(0.2)
+            with self._lock:
+                waiting = self._submitted - self._ended
+        for task_id in sorted(waiting):  # the engine said nothing more: the replay's own clock
+            self.emit(Event(time.time(), task_id, "KILL", {"clock": "replay", "detail": "stopped"}))
+
+    # -- signals --------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def signals(self) -> Any:
+        def on_signal(number: int, _frame: Any) -> None:
+            self.signal = self.signal or number
+            self.stop.set()
+
+        previous = {
+            number: signal.signal(number, on_signal) for number in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            yield
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+
+def _replay_record(
+    options: ReplayOptions, replay_id: str, info: EngineInfo, trace_meta: dict[str, Any], tasks: int
+) -> dict[str, Any]:
+    digest = hashlib.sha256(options.trace.read_bytes()).hexdigest()
+    record: dict[str, Any] = {
+        "schema_version": REPLAY_SCHEMA_VERSION,
+        "replay_id": replay_id,
+        "tool": f"cloudai-workloads {workloads.__version__}",
+        "command": list(sys.argv),
+        "trace": {
+            "path": str(options.trace),
+            "sha256": digest,
+            "tasks": tasks,
+            "meta": trace_meta,
+        },
+        "engine": {"name": info.name, "version": info.version, "api_version": info.api_version},
+        "nodes": [asdict(node) for node in info.nodes],
+        "speed": options.speed,
+        "grace_seconds": options.grace,
+        "outcome": "running",
+    }
+    return record
+
+
+def _finish_record(record: dict[str, Any], replayer: Replayer, outcome: str, run: Path) -> None:
+    missing = [
+        task_id
+        for task_id in sorted(replayer.started)
+        if not any(task_folder(run, task_id).glob("*.json"))
+    ]
+    now = time.time()
+    record |= {
+        "outcome": outcome,
+        "signal": signal.Signals(replayer.signal).name if replayer.signal else None,
+        "end_time": now,
+        "ended_at": _iso(now),
+        "states": dict(replayer.states),
+        "started_without_document": missing,
+    }
+
+
+def replay(options: ReplayOptions) -> int:
+    """Run one replay; ReplayInputError (exit 2) before anything is submitted."""
+    try:
+        trace, meta = load_trace(options.trace)
+    except TraceError as err:
+        raise ReplayInputError(str(err)) from None
+    trace = sorted(_images_from(trace, options), key=lambda task: task.submit_time)
+    _check_output(options.output)
+    replay_id = new_replay_id()
+    engine = connect(options.engine, replay_id, options.grace)
+    tasks = _replay_tasks(trace, options.output, replay_id)
+    engine.check(tasks)
+    _create_output(options.output)
+    info = engine.describe()
+    for task in tasks:
+        task.output.mkdir(parents=True)
+    trace_copy = {"meta": meta, "tasks": [asdict(task) for task in trace]}
+    (options.output / TRACE_FILE).write_text(json.dumps(trace_copy, indent=2) + "\n")
+    record = _replay_record(options, replay_id, info, meta, len(tasks))
+    record_path = options.output / REPLAY_FILE
+
+    def started(start_time: float) -> None:  # replay.json as soon as the clock runs
+        record.update(start_time=start_time, started_at=_iso(start_time))
+        write_json(record_path, record)
+
+    pairs = list(zip(trace, tasks, strict=True))
+    replayer = Replayer(engine, pairs, options.output, options.speed, started)
+    nodes = info.nodes
+    print(
+        f"replay {replay_id}: {len(tasks)} tasks from {options.trace} on {info.name} "
+        f"{info.version} ({len(nodes)} node(s), {sum(n.cpus for n in nodes):g} CPUs), speed "
+        f"{options.speed:g}, into {options.output}",
+        flush=True,
+    )
+    outcome = "failed"
+    try:
+        with replayer.signals():
+            replayer.play()
+            outcome = "interrupted" if replayer.signal else "completed"
+    except Exception as err:  # the engine failed mid-run: the records are still written
+        print(f"replay: error: {engine_error(err)}", file=sys.stderr, flush=True)
+    finally:
+        with contextlib.suppress(Exception):
+            engine.cleanup()
+        _finish_record(record, replayer, outcome, options.output)
+        write_json(record_path, record)
+        _report(record, options.output)
+    if replayer.signal:
+        return 128 + replayer.signal
+    return EXIT_DONE if outcome == "completed" else EXIT_FAILED
+
+
+def _report(record: dict[str, Any], run: Path) -> None:
+    states = ", ".join(f"{count} {state}" for state, count in sorted(record["states"].items()))
+    print(f"replay {record['outcome']}: {states or 'no task ended'}; records in {run}", flush=True)
+    missing = record["started_without_document"]
+    if missing:
+        print(
+            f"replay: warning: {len(missing)} task(s) started and left no document: "
+            f"{', '.join(map(str, missing[:20]))}",
+            file=sys.stderr,
+            flush=True,
+        )
+    print(f"next: python -m workloads analyze {run}", flush=True)

@@ -1,0 +1,231 @@
+"""The ``swarm`` engine: each task becomes a ``replicated-job`` service (one replica, no
+restart) with reservations = limits = its requests. Swarm's own scheduler places it, or keeps
+it pending ("no suitable node (insufficient resources on N nodes)") until capacity frees: the
+real queue. The same code serves one node or many, and records the node Swarm chose.
+
+Swarm has no task events: the tasks API is polled every ``POLL_SECONDS``, and each change is
+recorded with the task's own status timestamp (SUBMIT with the service's creation time). A
+state passed between two polls is not seen: when a task is first seen running, its SCHEDULE is
+its START, marked ``"inferred": true``. A service removed by a stop leaves no record, so its
+KILL carries the replay's clock (``"clock": "replay"``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from typing import Any
+
+from docker import DockerClient
+from docker.errors import APIError, DockerException, NotFound
+from docker.types import Mount, Resources, RestartPolicy, ServiceMode
+
+from workloads.replay.engine import (
+    REPLAY_LABEL,
+    TASK_LABEL,
+    Emit,
+    EngineInfo,
+    Node,
+    ReplayInputError,
+    ReplayTask,
+    check_capacity,
+    engine_error,
+    engine_time,
+    labels,
+)
+from workloads.replay.records import Event
+
+POLL_SECONDS = 0.1
+_PLACED = ("assigned", "accepted", "preparing", "ready", "starting")
+_ENDINGS = {
+    "complete": "FINISH",
+    "failed": "FAIL",
+    "rejected": "FAIL",
+    "shutdown": "KILL",
+    "remove": "KILL",
+    "orphaned": "LOST",
+}
+# Stopped services' containers are gone within the grace, plus this for the engine's own work.
+_REMOVAL_MARGIN = 10.0
+
+
+class SwarmEngine:
+    def __init__(self, client: DockerClient, replay_id: str, grace: float) -> None:
+        self.client, self.replay_id, self.grace = client, replay_id, grace
+        swarm = client.info().get("Swarm", {})
+        if not swarm.get("ControlAvailable"):
+            raise ReplayInputError(
+                "this engine is not a swarm manager (docker swarm init makes a one-node swarm; "
+                "or replay with --engine docker)"
+            )
+        self._lock = threading.Lock()
+        self._tasks: dict[str, int] = {}  # service id -> task id
+        self._seen: dict[int, set[str]] = {}  # task id -> the events recorded for it
+        self._stopped: set[int] = set()
+        self._emit: Emit | None = None
+        self._nodes = self._read_nodes()
+
+    @property
+    def _filter(self) -> dict[str, Any]:
+        return {"label": f"{REPLAY_LABEL}={self.replay_id}"}
+
+    def _read_nodes(self) -> list[Node]:
+        nodes = []
+        for node in self.client.api.nodes():
+            if node.get("Status", {}).get("State") != "ready":
+                continue
+            description = node.get("Description", {})
+            resources = description.get("Resources", {})
+            gpus = sum(
+                item.get("DiscreteResourceSpec", {}).get("Value", 0)
+                for item in resources.get("GenericResources") or []
+                if "gpu" in item.get("DiscreteResourceSpec", {}).get("Kind", "").lower()
+            )
+            name = description.get("Hostname", node["ID"])
+            cpus = resources.get("NanoCPUs", 0) / 1e9
+            nodes.append(Node(node["ID"], name, cpus, resources.get("MemoryBytes", 0), gpus))
+        return nodes
+
+    def describe(self) -> EngineInfo:
+        version = self.client.version()
+        return EngineInfo("swarm", version["Version"], version["ApiVersion"], list(self._nodes))
+
+    def check(self, tasks: list[ReplayTask]) -> None:
+        check_capacity(tasks, self._nodes)
+        for image in sorted({task.image for task in tasks}):
+            try:
+                self.client.api.inspect_distribution(image)
+            except DockerException as err:
+                raise ReplayInputError(
+                    f"image {image} is not in its registry, where every node pulls from "
+                    f"({engine_error(err)})"
+                ) from None
+            # The manager's own node need not pull when a task first lands on it.
+            with contextlib.suppress(DockerException):
+                self.client.images.pull(image)
+
+    def submit(self, task: ReplayTask) -> None:
+        nano_cpus = round(task.cpus * 1e9)
+        resources = Resources(
+            cpu_limit=nano_cpus,
+            mem_limit=task.memory_bytes,
+            cpu_reservation=nano_cpus,
+            mem_reservation=task.memory_bytes,
+            generic_resources={"gpu": task.gpus} if task.gpus else None,
+        )
+        service = self.client.services.create(
+            task.image,
+            args=["/bin/sh", "-c", task.command],  # the image keeps its entrypoint
+            name=task.name,
+            labels=labels(self.replay_id, task.task_id),
+            mode=ServiceMode("replicated-job", replicas=1),
+            restart_policy=RestartPolicy(condition="none"),
+            resources=resources,
+            mounts=[Mount(target="/output", source=str(task.output), type="bind")],
+            stop_grace_period=round(self.grace * 1e9),
+        )
+        with self._lock:
+            self._tasks[service.id] = task.task_id
+
+    def watch(self, emit: Emit, done: threading.Event) -> None:
+        self._emit = emit
+        while not done.is_set():
+            try:
+                self._poll(emit)
+            except (APIError, DockerException) as err:  # one failed poll: the next one retries
+                print(f"replay: warning: polling Swarm: {engine_error(err)}", flush=True)
+            done.wait(POLL_SECONDS)
+
+    def _poll(self, emit: Emit) -> None:
+        for service in self.client.api.services(filters=self._filter):
+            task_id = int(service["Spec"]["Labels"][TASK_LABEL])
+            self._record(emit, task_id, "SUBMIT", engine_time(service["CreatedAt"]))
+        first: dict[str, dict[str, Any]] = {}
+        for task in self.client.api.tasks(filters=self._filter):
+            earlier = first.get(task["ServiceID"])
+            if earlier is None or task["CreatedAt"] < earlier["CreatedAt"]:
+                first[task["ServiceID"]] = task  # a respawned job (moby #42741) is not followed
+        for service_id, task in first.items():
+            with self._lock:
+                task_id = self._tasks.get(service_id)
+            if task_id is not None:
+                self._follow(emit, task_id, task)
+
+    def _follow(self, emit: Emit, task_id: int, task: dict[str, Any]) -> None:
+        status = task["Status"]
+        state, moment = status["State"], engine_time(status["Timestamp"])
+        node = task.get("NodeID")
+        if state == "pending" and status.get("Err"):
+            self._record(emit, task_id, "QUEUE", moment, detail=status["Err"])
+        if state in _PLACED:
+            self._record(emit, task_id, "SCHEDULE", moment, node=node)
+        if state == "running" or (state in _ENDINGS and "START" not in self._events(task_id)):
+            if node:
+                self._record(emit, task_id, "SCHEDULE", moment, node=node, inferred=True)
+            if state == "running":
+                self._record(emit, task_id, "START", moment)
+        if state in _ENDINGS:
+            extra: dict[str, Any] = {"node": node}
+            code = status.get("ContainerStatus", {}).get("ExitCode")
+            if code is not None:
+                extra["exit_code"] = code
+            if status.get("Err"):
+                extra["detail"] = status["Err"]
+            self._record(emit, task_id, _ENDINGS[state], moment, **extra)
+
+    def _events(self, task_id: int) -> set[str]:
+        with self._lock:
+            return self._seen.setdefault(task_id, set())
+
+    def _record(self, emit: Emit, task_id: int, kind: str, moment: float, **extra: Any) -> None:
+        """Emit ``kind`` once per task (an ending once in all)."""
+        with self._lock:
+            seen = self._seen.setdefault(task_id, set())
+            ended = bool(seen & set(_ENDINGS.values()))
+            if kind in seen or ended:
+                return
+            seen.add(kind)
+        emit(Event(moment, task_id, kind, extra))
+
+    def stop(self) -> None:
+        """Remove the services of tasks that have not ended: Swarm stops their containers with
+        the grace period given at creation. Removal leaves no task record: KILL is timed by
+        the replay."""
+        with self._lock:
+            services = dict(self._tasks)
+        removed = []
+        for service_id, task_id in services.items():
+            if self._events(task_id) & set(_ENDINGS.values()):
+                continue
+            with contextlib.suppress(NotFound, APIError):
+                self.client.api.remove_service(service_id)
+                removed.append(service_id)
+            if self._emit is not None:
+                self._record(
+                    self._emit, task_id, "KILL", time.time(), clock="replay",
+                    detail="stopped by the replay",
+                )  # fmt: skip
+        self._wait_for_containers(removed)
+
+    def _wait_for_containers(self, services: list[str]) -> None:
+        """Until this node runs no container of ``services`` (their documents are written)."""
+        deadline = time.monotonic() + self.grace + _REMOVAL_MARGIN
+        while services and time.monotonic() < deadline:
+            running = [
+                container
+                for service_id in services
+                for container in self.client.api.containers(
+                    all=True, filters={"label": f"com.docker.swarm.service.id={service_id}"}
+                )
+            ]
+            if not running:
+                return
+            time.sleep(0.2)
+
+    def cleanup(self) -> None:
+        services = [service["ID"] for service in self.client.api.services(filters=self._filter)]
+        for service_id in services:
+            with contextlib.suppress(NotFound, APIError):
+                self.client.api.remove_service(service_id)
+        self._wait_for_containers(services)
