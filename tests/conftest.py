@@ -159,3 +159,7 @@ def fixture_manifest(tmp_path: Path) -> dict[str, str]:
         "PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]),
         "TMPDIR": str(tmp_path),
     }
+
+
+# The images built and pushed once per session, for every module's engine tests.
+from tests.engine import pushed_images  # noqa: E402, F401

@@ -9,8 +9,6 @@ import shutil
 import subprocess
 import sys
 import time
-import warnings
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,17 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, assert_valid, only_document
+from tests.engine import (
+    ARM64,
+    NAMESPACE,
+    REGISTRY,
+    REGISTRY_RACE,
+    docker_cli,
+    emulates_arm64,
+    expected_platforms,
+    push_with_bake,
+    run_again_on,
+)
 from workloads.manifest import load_manifest
 
 MANIFEST = load_manifest(ROOT / "workloads.yaml")
@@ -207,116 +216,7 @@ def test_compose_config_is_valid_for_every_profile(profile: str) -> None:
     assert completed.returncode == 0, completed.stderr
 
 
-# -- for real, with an engine ---------------------------------------------------------------------
-REGISTRY = "localhost:5000"
-NAMESPACE = "cloudai-test"
-BASE_IMAGE = f"{REGISTRY}/cloudai/python:3.11"
-ARM64 = "linux/arm64"
-
-
-def _docker(*args: str, check: bool = True, timeout: float = 600) -> str:
-    return subprocess.run(
-        ["docker", *args], capture_output=True, text=True, check=check, timeout=timeout
-    ).stdout
-
-
-def _base_platforms() -> set[str]:
-    """Platforms of the base image in the local registry (empty when there is none)."""
-    probe = subprocess.run(
-        ["docker", "buildx", "imagetools", "inspect", "--raw", BASE_IMAGE],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if probe.returncode:
-        return set()
-    index = json.loads(probe.stdout)
-    return {
-        f"{m['platform']['os']}/{m['platform']['architecture']}"
-        for m in index.get("manifests", [])
-        if "platform" in m
-    }
-
-
-def _engine_ready() -> str | None:
-    """None when the engine, registry and base image of scripts/docker-up are there."""
-    if shutil.which("docker") is None:
-        return "no docker client"
-    if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode:
-        return "no Docker engine running (scripts/docker-up starts one)"
-    if not _base_platforms():
-        return f"no base image {BASE_IMAGE} in a local registry (scripts/docker-up makes one)"
-    return None
-
-
-def _emulates_arm64() -> bool:
-    """scripts/docker-up --arm64 registers QEMU and publishes an arm64 base image."""
-    return ARM64 in _base_platforms() and ARM64 in _docker("buildx", "inspect", check=False)
-
-
-def _wheelhouse() -> str:
-    return os.environ.get("CLOUDAI_TEST_WHEELHOUSE", "/opt/wheels")
-
-
-def bake_environment() -> dict[str, str]:
-    return {
-        **os.environ,
-        "REGISTRY": REGISTRY,
-        "NAMESPACE": NAMESPACE,
-        "BASE_IMAGE": BASE_IMAGE,
-        "SBOM": "false",  # the SBOM scanner is an image that cannot be pulled here
-        "WHEELHOUSE": _wheelhouse(),
-        "TORCH_SPEC": f"torch=={metadata.version('torch')}",  # the CPU-only wheel
-    }
-
-
-def expected_platforms(workload: Any) -> list[str]:
-    return [p for p in workload.platforms if p != ARM64 or _emulates_arm64()]
-
-
-def run_again_on(
-    transient: str, command: list[str], attempts: int, **run: Any
-) -> subprocess.CompletedProcess[str]:
-    """subprocess.run(command), started again (``attempts`` times in all) only while it fails with
-    ``transient`` in its stderr: a failure of the toolchain, never of what is under test."""
-    for attempt in range(1, attempts + 1):
-        completed = subprocess.run(command, capture_output=True, text=True, check=False, **run)
-        if completed.returncode == 0 or transient not in completed.stderr:
-            return completed
-        if attempt < attempts:
-            warnings.warn(
-                f"attempt {attempt} of {attempts} of {' '.join(command[:3])} met {transient!r}; "
-                "starting it again",
-                stacklevel=2,
-            )
-    return completed
-
-
-# Registry 2.8's filesystem driver rewrites a tag's link file in place (truncate, then write), and
-# the engine's containerd pusher sends every child manifest of an index to the tag's URL, so a HEAD
-# that races those PUTs can read an empty link and get a 500 ("invalid checksum digest format").
-# A push is idempotent and takes seconds once built: push again, a bounded number of times.
-REGISTRY_RACE = "500 Internal Server Error"
-
-
-def push_with_bake(
-    *extra: str, env: dict[str, str], attempts: int = 3
-) -> subprocess.CompletedProcess[str]:
-    """`docker buildx bake --push`, repeated only when the local registry answered 500."""
-    command = ["docker", "buildx", "bake", "--file", "docker-bake.hcl", *extra, "--push"]
-    return run_again_on(REGISTRY_RACE, command, attempts, cwd=ROOT, env=env)
-
-
-@pytest.fixture(scope="session")
-def pushed_images() -> str:
-    """All 20 targets built for their manifest platforms (arm64 where emulated) and pushed."""
-    reason = _engine_ready()
-    if reason:
-        pytest.skip(reason)
-    platforms = [] if _emulates_arm64() else ["--set", "*.platform=linux/amd64"]
-    completed = push_with_bake(*platforms, env=bake_environment())
-    assert completed.returncode == 0, completed.stderr[-4000:]
-    return f"{REGISTRY}/{NAMESPACE}"
+# -- for real, with an engine (tests/engine.py builds and pushes the images) ---------------------
 
 
 def _fake_subprocess(
@@ -375,7 +275,7 @@ def _image(prefix: str, workload_id: str) -> str:
 
 
 def _index(reference: str) -> dict[str, Any]:
-    return json.loads(_docker("buildx", "imagetools", "inspect", "--raw", reference))
+    return json.loads(docker_cli("buildx", "imagetools", "inspect", "--raw", reference))
 
 
 def _platforms(index: dict[str, Any]) -> list[str]:
@@ -405,8 +305,8 @@ def test_every_variant_runs_like_the_real_worker(
     """Pulled, then run as the worker does: a TTY, a CPU quota, a memory limit, a host folder at
     /output and its launcher through /bin/sh -c."""
     image = _image(pushed_images, workload_id)
-    _docker("rmi", "-f", image, check=False)
-    _docker("pull", "-q", image)
+    docker_cli("rmi", "-f", image, check=False)
+    docker_cli("pull", "-q", image)
     output = tmp_path / "output"
     output.mkdir()
     launcher = MANIFEST.get(workload_id).launcher
@@ -447,7 +347,7 @@ def test_every_variant_runs_like_the_real_worker(
 def test_arm64_variant_runs_under_emulation(
     pushed_images: str, workload_id: str, tmp_path: Path
 ) -> None:
-    if not _emulates_arm64():
+    if not emulates_arm64():
         pytest.skip("no arm64 emulation or arm64 base image (scripts/docker-up --arm64)")
     output = tmp_path / "output"
     output.mkdir()
@@ -480,7 +380,7 @@ def test_docker_stop_leaves_a_partial_document(pushed_images: str, tmp_path: Pat
     output = tmp_path / "output"
     output.mkdir()
     os.chown(output, 1234, 1234)  # a folder the image's own user may not write
-    container = _docker(
+    container = docker_cli(
         "run",
         "-d",
         "-t",
@@ -494,12 +394,12 @@ def test_docker_stop_leaves_a_partial_document(pushed_images: str, tmp_path: Pat
     try:
         time.sleep(3)
         stopped = time.monotonic()
-        _docker("stop", "-t", "5", container)
+        docker_cli("stop", "-t", "5", container)
         assert time.monotonic() - stopped < 5
-        state = json.loads(_docker("inspect", container))[0]["State"]
+        state = json.loads(docker_cli("inspect", container))[0]["State"]
         assert state["ExitCode"] == 143
     finally:
-        _docker("rm", "-f", container, check=False)
+        docker_cli("rm", "-f", container, check=False)
     document = only_document(output)
     assert (document["status"], document["signal"]) == ("terminated", "SIGTERM")
     assert next(output.iterdir()).stat().st_uid == 1234  # written as the folder's owner
@@ -586,7 +486,7 @@ def test_a_tty_log_is_short_plain_lines(pushed_images: str, tmp_path: Path) -> N
 
 
 def _container_states(containers: list[str]) -> dict[str, dict[str, Any]]:
-    inspected = json.loads(_docker("inspect", *containers))
+    inspected = json.loads(docker_cli("inspect", *containers))
     return {item["Name"].lstrip("/"): item["State"] for item in inspected}
 
 
@@ -603,7 +503,7 @@ def test_all_twenty_at_once_on_two_cores_complete(pushed_images: str, tmp_path: 
     try:
         for workload_id, name in zip(gpu_ids, gpu_containers, strict=True):
             envelope = MANIFEST.get(workload_id).envelope
-            _docker(
+            docker_cli(
                 "run", "-d", "-t", "--name", name, "--cpus", "2",
                 "--memory", str(envelope.memory), "-v", f"{results}:/output",
                 "-e", "CLOUDAI_DURATION=30", "-e", "CLOUDAI_SCALE=0.05",
@@ -617,10 +517,10 @@ def test_all_twenty_at_once_on_two_cores_complete(pushed_images: str, tmp_path: 
         compose_containers = _compose(
             "--profile", "io", "--profile", "cpu", "ps", "-a", "-q", results=results
         ).stdout.split()
-        _docker("wait", *gpu_containers, timeout=300)
+        docker_cli("wait", *gpu_containers, timeout=300)
         states = _container_states(compose_containers + gpu_containers)
     finally:
-        _docker("rm", "-f", *gpu_containers, check=False)
+        docker_cli("rm", "-f", *gpu_containers, check=False)
         _compose("--profile", "io", "--profile", "cpu", "down", results=results)
     assert len(states) == 20
     assert [name for name, state in states.items() if state["OOMKilled"]] == []

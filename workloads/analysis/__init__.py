@@ -42,8 +42,15 @@ def write(run: Path, jobs: list[Job], summary: Summary, pictures: bool = True) -
     (run / SUMMARY_FILE).write_text(json.dumps(summary.model_dump(), indent=2) + "\n")
     written.append(run / SUMMARY_FILE)
     if pictures:
-        from workloads.analysis.pictures import draw
-
+        try:
+            from workloads.analysis.pictures import draw
+        except ModuleNotFoundError as err:
+            print(
+                f"analyze: no pictures: they need {err.name} "
+                "(pip install 'cloudai-workloads[report]')",
+                file=sys.stderr,
+            )
+            return written
         written += draw(jobs, summary, run)
     return written
 

@@ -38,6 +38,8 @@ def wait_cdf(jobs: list[Job], path: Path) -> Path:
     for category, waits in sorted(by_category.items()):
         values = np.sort(np.array(waits))
         shares = np.arange(1, values.size + 1) / values.size
+        # The empirical CDF rises from 0 at the shortest wait.
+        values, shares = np.concatenate([values[:1], values]), np.concatenate([[0.0], shares])
         axes.step(values, shares, where="post", color=_colour(category), label=category)
     axes.set_xlabel("wait: start - submit (s)")
     axes.set_ylabel("share of tasks")

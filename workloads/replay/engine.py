@@ -88,8 +88,13 @@ class Engine(Protocol):
 
 def connect(name: str, replay_id: str, grace: float) -> Engine:
     """The engine called ``name``, connected to the Docker endpoint of the environment."""
-    import docker
-    from docker.errors import DockerException
+    try:
+        import docker
+        from docker.errors import DockerException
+    except ModuleNotFoundError:
+        raise ReplayInputError(
+            "replay needs the Docker SDK for Python: pip install 'cloudai-workloads[replay]'"
+        ) from None
 
     try:
         client = docker.from_env(max_pool_size=64, timeout=120)

@@ -1,0 +1,127 @@
+"""The engine the tests use: what scripts/docker-up provides (an engine, a local registry, base
+images), and the session fixture that builds and pushes all 20 images there."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import warnings
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+REGISTRY = "localhost:5000"
+NAMESPACE = "cloudai-test"
+BASE_IMAGE = f"{REGISTRY}/cloudai/python:3.11"
+ARM64 = "linux/arm64"
+
+
+def docker_cli(*args: str, check: bool = True, timeout: float = 600) -> str:
+    return subprocess.run(
+        ["docker", *args], capture_output=True, text=True, check=check, timeout=timeout
+    ).stdout
+
+
+def _base_platforms() -> set[str]:
+    """Platforms of the base image in the local registry (empty when there is none)."""
+    probe = subprocess.run(
+        ["docker", "buildx", "imagetools", "inspect", "--raw", BASE_IMAGE],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if probe.returncode:
+        return set()
+    index = json.loads(probe.stdout)
+    return {
+        f"{m['platform']['os']}/{m['platform']['architecture']}"
+        for m in index.get("manifests", [])
+        if "platform" in m
+    }
+
+
+def _engine_ready() -> str | None:
+    """None when the engine, registry and base image of scripts/docker-up are there."""
+    if shutil.which("docker") is None:
+        return "no docker client"
+    if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode:
+        return "no Docker engine running (scripts/docker-up starts one)"
+    if not _base_platforms():
+        return f"no base image {BASE_IMAGE} in a local registry (scripts/docker-up makes one)"
+    return None
+
+
+def emulates_arm64() -> bool:
+    """scripts/docker-up --arm64 registers QEMU and publishes an arm64 base image."""
+    return ARM64 in _base_platforms() and ARM64 in docker_cli("buildx", "inspect", check=False)
+
+
+def _wheelhouse() -> str:
+    return os.environ.get("CLOUDAI_TEST_WHEELHOUSE", "/opt/wheels")
+
+
+def bake_environment() -> dict[str, str]:
+    return {
+        **os.environ,
+        "REGISTRY": REGISTRY,
+        "NAMESPACE": NAMESPACE,
+        "BASE_IMAGE": BASE_IMAGE,
+        "SBOM": "false",  # the SBOM scanner is an image that cannot be pulled here
+        "WHEELHOUSE": _wheelhouse(),
+        "TORCH_SPEC": f"torch=={metadata.version('torch')}",  # the CPU-only wheel
+    }
+
+
+def expected_platforms(workload: Any) -> list[str]:
+    return [p for p in workload.platforms if p != ARM64 or emulates_arm64()]
+
+
+def run_again_on(
+    transient: str, command: list[str], attempts: int, **run: Any
+) -> subprocess.CompletedProcess[str]:
+    """subprocess.run(command), started again (``attempts`` times in all) only while it fails with
+    ``transient`` in its stderr: a failure of the toolchain, never of what is under test."""
+    for attempt in range(1, attempts + 1):
+        completed = subprocess.run(command, capture_output=True, text=True, check=False, **run)
+        if completed.returncode == 0 or transient not in completed.stderr:
+            return completed
+        if attempt < attempts:
+            warnings.warn(
+                f"attempt {attempt} of {attempts} of {' '.join(command[:3])} met {transient!r}; "
+                "starting it again",
+                stacklevel=2,
+            )
+    return completed
+
+
+# Registry 2.8's filesystem driver rewrites a tag's link file in place (truncate, then write), and
+# the engine's containerd pusher sends every child manifest of an index to the tag's URL, so a HEAD
+# that races those PUTs can read an empty link and get a 500 ("invalid checksum digest format").
+# A push is idempotent and takes seconds once built: push again, a bounded number of times.
+REGISTRY_RACE = "500 Internal Server Error"
+
+
+def push_with_bake(
+    *extra: str, env: dict[str, str], attempts: int = 3
+) -> subprocess.CompletedProcess[str]:
+    """`docker buildx bake --push`, repeated only when the local registry answered 500."""
+    command = ["docker", "buildx", "bake", "--file", "docker-bake.hcl", *extra, "--push"]
+    return run_again_on(REGISTRY_RACE, command, attempts, cwd=ROOT, env=env)
+
+
+@pytest.fixture(scope="session")
+def pushed_images() -> str:
+    """All 20 targets built for their manifest platforms (arm64 where emulated) and pushed."""
+    reason = _engine_ready()
+    if reason:
+        pytest.skip(reason)
+    platforms = [] if emulates_arm64() else ["--set", "*.platform=linux/amd64"]
+    completed = push_with_bake(*platforms, env=bake_environment())
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    return f"{REGISTRY}/{NAMESPACE}"

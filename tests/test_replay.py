@@ -1,0 +1,325 @@
+"""replay: open-loop pacing, bad input, and real replays on a Docker engine and a one-node swarm
+(then analyzed)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from tests.conftest import ROOT, run_cli
+from tests.engine import NAMESPACE, REGISTRY
+from workloads.analysis import SUMMARY_SCHEMA_PATH
+from workloads.replay.engine import EngineInfo, Node, ReplayTask
+from workloads.replay.records import Event
+from workloads.replay.runner import Replayer
+from workloads.trace import TraceTask
+
+REPLAY_LABEL_FILTER = "label=org.cloudai.replay"
+
+
+# -- pacing, with an engine that answers slowly ---------------------------------------------------
+class SlowEngine:
+    """Takes ``delay`` seconds to accept each task, then reports it started and finished."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.emit: Any = None
+
+    def describe(self) -> EngineInfo:
+        return EngineInfo("slow", "1", "1", [Node("n", "n", 2.0, 1 << 30, 0)])
+
+    def check(self, tasks: list[ReplayTask]) -> None: ...
+
+    def submit(self, task: ReplayTask) -> None:
+        time.sleep(self.delay)
+        for kind in ("SUBMIT", "START", "FINISH"):
+            self.emit(Event(time.time(), task.task_id, kind))
+
+    def watch(self, emit: Any, done: threading.Event) -> None:
+        self.emit = emit
+        done.wait()
+
+    def stop(self) -> None: ...
+    def cleanup(self) -> None: ...
+
+
+def _trace_task(task_id: int, submit: float) -> TraceTask:
+    return TraceTask(
+        submit, task_id, "cpu-1", "cpu", "cpu-heavy", "i", "c", 1.0, 1.0, 0.0, 0, 1.0, 1
+    )
+
+
+def _replay_task(task_id: int, folder: Path) -> ReplayTask:
+    return ReplayTask(task_id, f"t{task_id}", "i", "c", 1.0, 1 << 30, 0, folder)
+
+
+def test_a_slow_engine_never_delays_the_next_submission(tmp_path: Path) -> None:
+    # 20 submissions 50 ms apart to an engine that takes a second to accept each one.
+    pairs = [(_trace_task(i, 0.05 * i), _replay_task(i, tmp_path)) for i in range(20)]
+    engine = SlowEngine(delay=1.0)
+    replayer = Replayer(engine, pairs, tmp_path, speed=1.0, on_start=lambda _: None)
+    replayer.play()
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    submits = [event for event in events if event["event"] == "SUBMIT"]
+    assert len(submits) == 20
+    lags = [event["submitted"] - event["planned"] for event in submits]
+    assert max(lags) < 0.2, lags  # a closed loop would lag by up to 19 s
+    assert replayer.states == {"FINISH": 20}
+
+
+def test_speed_divides_the_submit_times(tmp_path: Path) -> None:
+    pairs = [(_trace_task(i, 1.0 * i), _replay_task(i, tmp_path)) for i in range(3)]
+    replayer = Replayer(SlowEngine(0.0), pairs, tmp_path, speed=4.0, on_start=lambda _: None)
+    replayer.play()
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert [e["planned"] for e in events if e["event"] == "SUBMIT"] == [0.0, 0.25, 0.5]
+
+
+# -- bad input: one line, exit 2, nothing submitted --------------------------------------------
+def _trace_file(folder: Path, *extra: str, tasks: int = 12, seed: int = 7) -> Path:
+    path = folder / "trace.json"
+    completed = run_cli(
+        "trace", "--tasks", str(tasks), "--mix", "cpu-1=1,cpu-3=1,cpu-5=1,io-1=1,io-3=1",
+        "--rate", "2", "--duration-range", "3:6", "--scale", "0.05", "--seed", str(seed),
+        "--registry", REGISTRY, "--namespace", NAMESPACE, "--output", str(path), *extra,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    return path
+
+
+def _replay(*args: str, env: dict[str, str] | None = None) -> Any:
+    return run_cli("replay", *args, env=env, timeout=600)
+
+
+def _assert_refused(completed: Any, fragment: str, output: Path) -> None:
+    assert completed.returncode == 2, completed.stdout + completed.stderr
+    assert completed.stderr.count("\n") == 1 and fragment in completed.stderr, completed.stderr
+    assert not (output / "events.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ('{"tasks": [{"task_id": 1}]}', "submit_time: Field required"),
+        ("not a trace\n", "not a trace"),
+        ('{"tasks": []}', "no tasks"),
+    ],
+)
+def test_a_malformed_trace_is_refused(tmp_path: Path, content: str, fragment: str) -> None:
+    trace = tmp_path / "bad.json"
+    trace.write_text(content)
+    output = tmp_path / "run"
+    _assert_refused(_replay(str(trace), "--output", str(output)), fragment, output)
+
+
+def test_no_engine_is_refused(tmp_path: Path) -> None:
+    output = tmp_path / "run"
+    completed = _replay(
+        str(_trace_file(tmp_path)), "--output", str(output),
+        env={"DOCKER_HOST": f"unix://{tmp_path}/nothing.sock"},
+    )  # fmt: skip
+    _assert_refused(completed, "no Docker engine answers", output)
+
+
+def _engine_up() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
+
+
+needs_engine = pytest.mark.skipif(not _engine_up(), reason="no Docker engine (scripts/docker-up)")
+
+
+def _swarm_state() -> str:
+    return subprocess.run(
+        ["docker", "info", "--format", "{{.Swarm.LocalNodeState}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+
+
+def _leftovers() -> list[str]:
+    """Containers and services any replay made that are still on the engine."""
+    containers = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", REPLAY_LABEL_FILTER],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    services = []
+    if _swarm_state() == "active":
+        services = subprocess.run(
+            ["docker", "service", "ls", "-q", "--filter", REPLAY_LABEL_FILTER],
+            capture_output=True, text=True, check=True,
+        ).stdout.split()  # fmt: skip
+    return containers + services
+
+
+@pytest.mark.docker
+@needs_engine
+def test_an_existing_folder_or_a_missing_image_is_refused(
+    tmp_path: Path,
+    pushed_images: str,
+) -> None:
+    trace = _trace_file(tmp_path)
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "something").write_text("")
+    _assert_refused(_replay(str(trace), "--output", str(full)), "not an empty folder", full)
+    output = tmp_path / "run"
+    missing = _replay(str(trace), "--output", str(output), "--namespace", "no-such-namespace")
+    _assert_refused(missing, "is neither on this engine nor in its registry", output)
+    assert not output.exists()
+    assert _leftovers() == []
+
+
+@pytest.mark.docker
+@needs_engine
+def test_not_a_swarm_manager_is_refused(tmp_path: Path) -> None:
+    if _swarm_state() == "active":
+        pytest.skip("this engine is in a swarm already")
+    output = tmp_path / "run"
+    completed = _replay(str(_trace_file(tmp_path)), "--engine", "swarm", "--output", str(output))
+    _assert_refused(completed, "not a swarm manager", output)
+
+
+# -- real replays ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def one_node_swarm() -> Iterator[None]:
+    """A one-node swarm on the test engine, left afterwards if this fixture made it."""
+    made = _swarm_state() != "active"
+    if made:
+        subprocess.run(
+            ["docker", "swarm", "init", "--advertise-addr", "127.0.0.1"],
+            capture_output=True, check=True,
+        )  # fmt: skip
+    yield
+    if made:
+        subprocess.run(["docker", "swarm", "leave", "--force"], capture_output=True, check=False)
+
+
+def _events(run: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+
+
+def _reserved_cpu_never_exceeds(run: Path, capacity: float) -> bool:
+    """At every instant of the event log, the CPU requested by running tasks fits."""
+    requests = {task["task_id"]: task["cpu_request"] for task in _trace(run)}
+    running: dict[int, float] = {}
+    for event in sorted(_events(run), key=lambda e: (e["time"], e["event"] != "FINISH")):
+        if event["event"] == "START":
+            running[event["task_id"]] = requests[event["task_id"]]
+        elif event["event"] in ("FINISH", "FAIL", "KILL", "EVICT", "LOST"):
+            running.pop(event["task_id"], None)
+        if sum(running.values()) > capacity + 1e-9:
+            return False
+    return True
+
+
+def _trace(run: Path) -> list[dict[str, Any]]:
+    return json.loads((run / "trace.json").read_text())["tasks"]
+
+
+def _replay_and_analyze(engine: str, tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    trace, run = _trace_file(tmp_path), tmp_path / "run"
+    completed = _replay(str(trace), "--engine", engine, "--output", str(run))
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert _leftovers() == []
+    analyzed = run_cli("analyze", str(run))
+    assert analyzed.returncode == 0, analyzed.stderr
+    summary = json.loads((run / "summary.json").read_text())
+    jsonschema.validate(summary, json.loads(SUMMARY_SCHEMA_PATH.read_text()))
+    return run, summary
+
+
+def _common_assertions(run: Path, summary: dict[str, Any], engine: str) -> None:
+    replay = json.loads((run / "replay.json").read_text())
+    assert (replay["engine"]["name"], replay["outcome"]) == (engine, "completed")
+    tasks = _trace(run)
+    for task in tasks:  # every task left its document
+        documents = list((run / "tasks" / str(task["task_id"])).glob("*.json"))
+        assert len(documents) == 1, task
+        assert json.loads(documents[0].read_text())["status"] == "completed"
+    rows = (run / "jobs.csv").read_text().splitlines()
+    assert len(rows) == len(tasks) + 1
+    assert summary["states"] == {"FINISH": len(tasks)}
+    assert summary["submit_lag_s"]["p99"] < 0.25
+    assert summary["enforcement_violations"] == 0  # the limits reached the cgroups
+
+
+@pytest.mark.docker
+@needs_engine
+def test_replay_on_docker_starts_every_task_when_it_arrives(
+    tmp_path: Path,
+    pushed_images: str,
+) -> None:
+    run, summary = _replay_and_analyze("docker", tmp_path)
+    _common_assertions(run, summary, "docker")
+    assert summary["overall"]["wait_s"]["max"] < 5  # no admission control: nothing queues
+
+
+@pytest.mark.docker
+@needs_engine
+def test_replay_on_a_swarm_queues_what_does_not_fit(
+    tmp_path: Path,
+    pushed_images: str,
+    one_node_swarm: None,
+) -> None:
+    run, summary = _replay_and_analyze("swarm", tmp_path)
+    _common_assertions(run, summary, "swarm")
+    replay = json.loads((run / "replay.json").read_text())
+    capacity = sum(node["cpus"] for node in replay["nodes"])
+    assert _reserved_cpu_never_exceeds(run, capacity)
+    events = _events(run)
+    assert any(event["event"] == "QUEUE" for event in events)
+    assert summary["overall"]["wait_s"]["max"] > 3  # at least one task waited for room
+    nodes = {event["node"] for event in events if event["event"] == "SCHEDULE"}
+    assert nodes == {replay["nodes"][0]["id"]}
+
+
+@pytest.mark.docker
+@needs_engine
+@pytest.mark.parametrize("engine", ["docker", "swarm"])
+def test_sigterm_stops_the_tasks_with_the_grace_and_leaves_nothing(
+    tmp_path: Path,
+    engine: str,
+    pushed_images: str,
+    one_node_swarm: None,
+) -> None:
+    trace = _trace_file(tmp_path, "--duration-range", "120:120", tasks=4)
+    run = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "workloads", "replay", str(trace), "--engine", engine,
+         "--output", str(run), "--grace", "5"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # until a task runs
+        if (run / "events.jsonl").exists() and '"START"' in (run / "events.jsonl").read_text():
+            break
+        time.sleep(0.2)
+    time.sleep(2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    replay = json.loads((run / "replay.json").read_text())
+    assert (replay["outcome"], replay["signal"]) == ("interrupted", "SIGTERM")
+    assert replay["started_without_document"] == []
+    started = {e["task_id"] for e in _events(run) if e["event"] == "START"}
+    assert started
+    for task_id in started:  # the running tasks were stopped, and wrote partial documents
+        (document,) = (run / "tasks" / str(task_id)).glob("*.json")
+        assert json.loads(document.read_text())["status"] == "terminated"
+    ended = {e["task_id"]: e["event"] for e in _events(run) if e["event"] in ("KILL", "FINISH")}
+    assert set(ended.values()) == {"KILL"}
+    assert _leftovers() == []
