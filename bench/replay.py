@@ -126,7 +126,7 @@ def nodes(folder: Path) -> None:
         )  # fmt: skip
         cli("analyze", str(run))
     finally:
-        subprocess.run([ROOT / "scripts" / "swarm-nodes", "down"], capture_output=True)
+        subprocess.run([ROOT / "scripts" / "swarm-nodes", "down"], capture_output=True, check=True)
     replay_record = json.loads((run / "replay.json").read_text())
     names = {node["id"]: f"node {n}" for n, node in enumerate(replay_record["nodes"], 1)}
     scheduled = [e for e in events(run) if e["event"] == "SCHEDULE"]
