@@ -212,17 +212,27 @@ def _events(run: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
 
 
-def _reserved_cpu_never_exceeds(run: Path, capacity: float) -> bool:
-    """At every instant of the event log, the CPU requested by running tasks fits."""
+def _reserved_cpu_never_exceeds(run: Path) -> bool:
+    """At every instant of the event log, the CPU requested by the tasks running on each node
+    fits in that node (ends before starts at the same instant)."""
+    capacity = {
+        node["id"]: node["cpus"] for node in json.loads((run / "replay.json").read_text())["nodes"]
+    }
     requests = {task["task_id"]: task["cpu_request"] for task in _trace(run)}
+    placed: dict[int, str] = {}
     running: dict[int, float] = {}
-    for event in sorted(_events(run), key=lambda e: (e["time"], e["event"] != "FINISH")):
-        if event["event"] == "START":
-            running[event["task_id"]] = requests[event["task_id"]]
+    for event in sorted(_events(run), key=lambda e: (e["time"], e["event"] == "START")):
+        task_id = event["task_id"]
+        if event["event"] == "SCHEDULE":
+            placed[task_id] = event["node"]
+        elif event["event"] == "START":
+            running[task_id] = requests[task_id]
         elif event["event"] in ("FINISH", "FAIL", "KILL", "EVICT", "LOST"):
-            running.pop(event["task_id"], None)
-        if sum(running.values()) > capacity + 1e-9:
-            return False
+            running.pop(task_id, None)
+        for node, cpus in capacity.items():
+            used = sum(cpu for task, cpu in running.items() if placed.get(task) == node)
+            if used > cpus + 1e-9:
+                return False
     return True
 
 
@@ -230,9 +240,11 @@ def _trace(run: Path) -> list[dict[str, Any]]:
     return json.loads((run / "trace.json").read_text())["tasks"]
 
 
-def _replay_and_analyze(engine: str, tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+def _replay_and_analyze(
+    engine: str, tmp_path: Path, *extra: str, env: dict[str, str] | None = None
+) -> tuple[Path, dict[str, Any]]:
     trace, run = _trace_file(tmp_path), tmp_path / "run"
-    completed = _replay(str(trace), "--engine", engine, "--output", str(run))
+    completed = _replay(str(trace), "--engine", engine, "--output", str(run), *extra, env=env)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     assert _leftovers() == []
     analyzed = run_cli("analyze", str(run))
@@ -278,8 +290,7 @@ def test_replay_on_a_swarm_queues_what_does_not_fit(
     run, summary = _replay_and_analyze("swarm", tmp_path)
     _common_assertions(run, summary, "swarm")
     replay = json.loads((run / "replay.json").read_text())
-    capacity = sum(node["cpus"] for node in replay["nodes"])
-    assert _reserved_cpu_never_exceeds(run, capacity)
+    assert _reserved_cpu_never_exceeds(run)
     events = _events(run)
     assert any(event["event"] == "QUEUE" for event in events)
     assert summary["overall"]["wait_s"]["max"] > 3  # at least one task waited for room
@@ -323,3 +334,35 @@ def test_sigterm_stops_the_tasks_with_the_grace_and_leaves_nothing(
     ended = {e["task_id"]: e["event"] for e in _events(run) if e["event"] in ("KILL", "FINISH")}
     assert set(ended.values()) == {"KILL"}
     assert _leftovers() == []
+
+
+NODES = ROOT / "scripts" / "swarm-nodes"
+
+
+@pytest.mark.docker
+@needs_engine
+def test_the_same_replay_runs_across_three_nodes(
+    tmp_path: Path,
+    pushed_images: str,
+) -> None:
+    """scripts/swarm-nodes: three dockerds in network namespaces, one swarm; Swarm places the
+    tasks on all three and queues what does not fit."""
+    up = subprocess.run([NODES, "up", "3"], capture_output=True, text=True, check=False)
+    assert up.returncode == 0, up.stderr
+    settings = dict(line.split("=", 1) for line in up.stdout.split())
+    try:
+        run, summary = _replay_and_analyze(
+            "swarm", tmp_path, "--registry", settings["REGISTRY"],
+            env={"DOCKER_HOST": settings["DOCKER_HOST"]},
+        )  # fmt: skip
+        _common_assertions(run, summary, "swarm")
+        replay = json.loads((run / "replay.json").read_text())
+        assert len(replay["nodes"]) == 3
+        assert _reserved_cpu_never_exceeds(run)
+        used = {e["node"] for e in _events(run) if e["event"] == "SCHEDULE"}
+        assert used == {node["id"] for node in replay["nodes"]}
+    finally:
+        down = subprocess.run([NODES, "down"], capture_output=True, text=True, check=False)
+    assert down.returncode == 0, down.stderr
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
+    assert "cloudai-node" not in namespaces.stdout
