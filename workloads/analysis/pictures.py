@@ -9,6 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from matplotlib.collections import PolyCollection
 
 from workloads.analysis.jobs import Job
 from workloads.analysis.summary import Summary, figures
@@ -68,38 +69,38 @@ def gantt(jobs: list[Job], path: Path) -> Path:
         key=lambda job: job.start,
     )
     nodes = sorted({job.node or "?" for job in ran})
-    lanes_by_node = {
-        node: _lanes([job for job in ran if (job.node or "?") == node]) for node in nodes
-    }
-    heights = [max(lanes, default=0) + 1 for lanes in lanes_by_node.values()]
-    figure, axes = plt.subplots(figsize=(10, 1.2 + 0.25 * max(sum(heights), 4)))
+    rows: dict[str, list[tuple[float, float, int]]] = defaultdict(list)  # category: bars
+    ticks, separators = [], []
     base = 0
-    ticks = []
-    for node, height in zip(nodes, heights, strict=True):
+    for node in nodes:
         on_node = [job for job in ran if (job.node or "?") == node]
-        by_category: dict[str, list[tuple[float, float, int]]] = defaultdict(list)
-        for job, lane in zip(on_node, lanes_by_node[node], strict=True):
-            by_category[job.category].append((job.start, job.end - job.start, base + lane))
-        for category, bars in sorted(by_category.items()):
-            axes.barh(
-                [lane for _, _, lane in bars],
-                [width for _, width, _ in bars],
-                left=[start for start, _, _ in bars],
-                height=0.8,
-                color=_colour(category),
-                edgecolor="white",
-                linewidth=0.3,
-                label=category,
-            )
+        lanes = _lanes(on_node)
+        for job, lane in zip(on_node, lanes, strict=True):
+            rows[job.category].append((job.start, job.end, base + lane))
+        height = max(lanes, default=0) + 1
         ticks.append((base + (height - 1) / 2, node[:12]))
         base += height
-        axes.axhline(base - 0.5, color="#cccccc", linewidth=0.8)
+        separators.append(base)
+    figure, axes = plt.subplots(figsize=(10, 1.2 + 0.25 * max(base, 4)))
+    for category, bars in sorted(rows.items()):
+        # One collection of rectangles per category: 10 000 bars draw in a blink.
+        start, end, lane = (np.array(column, dtype=float) for column in zip(*bars, strict=True))
+        low, high = lane - 0.4, lane + 0.4
+        outline = ((start, low), (end, low), (end, high), (start, high))
+        corners = np.stack([np.column_stack(pair) for pair in outline], axis=1)
+        colour = _colour(category)
+        axes.add_collection(
+            PolyCollection(corners, facecolors=colour, edgecolors="white", linewidths=0.3)
+        )
+        axes.plot([], [], color=_colour(category), linewidth=6, label=category)
+    for separator in separators[:-1]:
+        axes.axhline(separator - 0.5, color="#cccccc", linewidth=0.8)
+    axes.autoscale_view()
+    axes.set_ylim(-0.6, max(base, 1) - 0.4)
     axes.set_yticks([y for y, _ in ticks], [label for _, label in ticks])
     axes.set_xlabel("seconds since the replay started")
     axes.set_title("Tasks per node (start to end)")
-    handles, labels = axes.get_legend_handles_labels()
-    unique = dict(zip(labels, handles, strict=True))
-    axes.legend(unique.values(), unique.keys(), loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    legend_outside(axes)
     return _save(figure, path)
 
 
