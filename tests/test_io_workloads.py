@@ -239,7 +239,7 @@ class _StorageContext:
     def note(self, key: str, value: object) -> None:
         self.details[key] = value
 
-    def run_tasks(self, fn: object, *, processes: bool, scratch: bool) -> Totals:
+    def run_tasks(self, fn: object, *, processes: bool, scratch: bool, rates: Any) -> Totals:
         self.runs.append((fn, processes, scratch))
         if self.fail:
             raise MemoryError("out of memory")

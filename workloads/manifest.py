@@ -58,6 +58,13 @@ class DurationRange(_Strict):
         return self
 
 
+class PrimaryMetric(_Strict):
+    """The metric a workload is judged by; every completed run reports it."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    unit: str = Field(min_length=1)
+
+
 class Workload(_Strict):
     id: str = Field(pattern=r"^[a-z]+-[1-9][0-9]*$")
     category: Category
@@ -69,6 +76,7 @@ class Workload(_Strict):
     duration: DurationRange
     task_type: TaskType
     platforms: list[Platform] = Field(min_length=1)
+    primary_metric: PrimaryMetric
 
     @model_validator(mode="after")
     def _id_matches(self) -> Workload:

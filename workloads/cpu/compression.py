@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from workloads.cpu.common import Rate, report_rates, seconds_counter, timed
 from workloads.runtime.context import Context
+from workloads.runtime.rates import Rate, timed
 from workloads.runtime.tasks import Task, TaskResult
 
 KIB, MIB = 1 << 10, 1 << 20
@@ -235,22 +235,22 @@ def iteration(task: Task) -> TaskResult:
     return result
 
 
+RATES = {
+    "compress_mb_s": Rate("bytes_compressed", ["compress"], "MB/s", 1e6),
+    "decompress_mb_s": Rate("bytes_compressed", ["decompress"], "MB/s", 1e6),
+    "encode_mb_s": Rate("bytes_encoded", ["encode"], "MB/s", 1e6),
+    "decode_mb_s": Rate("bytes_encoded", ["decode"], "MB/s", 1e6),
+}
+
+
 def run(ctx: Context) -> None:
-    totals = ctx.run_tasks(iteration)
+    totals = ctx.run_tasks(iteration, rates=RATES)
     work = totals.work
-    rates = {
-        "compress_mb_s": Rate("bytes_compressed", ["compress"], "MB/s", 1e6),
-        "decompress_mb_s": Rate("bytes_compressed", ["decompress"], "MB/s", 1e6),
-        "encode_mb_s": Rate("bytes_encoded", ["encode"], "MB/s", 1e6),
-        "decode_mb_s": Rate("bytes_encoded", ["decode"], "MB/s", 1e6),
-    }
-    report_rates(ctx, totals, rates)
     for codec in CODECS:
         if work.get(f"in_{codec.name}"):
             timer = "encode" if codec.family == "encode" else "compress"
-            seconds = seconds_counter(f"{timer}_{codec.name}")
-            rate = totals.rate_over(f"in_{codec.name}", seconds, unit=1e6)
-            ctx.metric(f"{codec.name}_mb_s", rate, "MB/s")
+            own = Rate(f"in_{codec.name}", [f"{timer}_{codec.name}"], "MB/s", 1e6)
+            ctx.report_rates(totals, {f"{codec.name}_mb_s": own})
             ratio = work[f"out_{codec.name}"] / work[f"in_{codec.name}"]
             ctx.metric(f"{codec.name}_ratio", ratio, "output/input")
     ctx.note("rates", "input bytes per second spent in the codec calls, summed over workers")

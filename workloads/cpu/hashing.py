@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from workloads.cpu.common import Rate, report_rates, timed
 from workloads.runtime.context import Context
+from workloads.runtime.rates import Rate, timed
 from workloads.runtime.tasks import Task, TaskResult
 
 KIB, MIB = 1 << 10, 1 << 20
@@ -337,16 +337,20 @@ def iteration(task: Task) -> TaskResult:
     return result
 
 
+RATES = {
+    "hashed_mb_s": Rate("bytes_hashed", _BYTE_OPERATIONS, "MB/s", 1e6),
+    "hashes_per_s": Rate("hashes", _BYTE_OPERATIONS, "hashes/s"),
+    "pbkdf2_iterations_per_s": Rate("pbkdf2_iterations", ["pbkdf2"], "iterations/s"),
+    "scrypt_keys_per_s": Rate("scrypt_keys", ["scrypt"], "keys/s"),
+}
+
+
 def run(ctx: Context) -> None:
-    totals = ctx.run_tasks(iteration)
-    rates = {
-        "hashed_mb_s": Rate("bytes_hashed", _BYTE_OPERATIONS, "MB/s", 1e6),
-        "hashes_per_s": Rate("hashes", _BYTE_OPERATIONS, "hashes/s"),
+    totals = ctx.run_tasks(iteration, rates=RATES)
+    per_algorithm = {
+        f"{name}_mb_s": Rate(f"bytes_{name}", [f"digest_{name}"], "MB/s", 1e6)
+        for name in ALGORITHMS
+        if f"bytes_{name}" in totals.work
     }
-    for name in ALGORITHMS:
-        if f"bytes_{name}" in totals.work:
-            rates[f"{name}_mb_s"] = Rate(f"bytes_{name}", [f"digest_{name}"], "MB/s", 1e6)
-    rates["pbkdf2_iterations_per_s"] = Rate("pbkdf2_iterations", ["pbkdf2"], "iterations/s")
-    rates["scrypt_keys_per_s"] = Rate("scrypt_keys", ["scrypt"], "keys/s")
-    report_rates(ctx, totals, rates)
+    ctx.report_rates(totals, per_algorithm)
     ctx.note("rates", "per second spent in the hashing calls, summed over workers")

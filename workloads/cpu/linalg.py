@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from workloads.cpu.common import seconds_counter, timed
 from workloads.runtime.context import Context
+from workloads.runtime.rates import Rate, seconds_counter, timed
 from workloads.runtime.tasks import Task, TaskResult
 
 # Size range at scale 1 (n of an n x n matrix), chosen so one operation takes well under a
@@ -131,11 +131,11 @@ def iteration(task: Task) -> TaskResult:
 
 
 def run(ctx: Context) -> None:
-    totals = ctx.run_tasks(iteration)
-    ctx.metric("linalg_gflops", totals.rate("flops", 1e9), "GFLOP/s", primary=True)
-    for operation in _OPERATIONS:
-        seconds = seconds_counter(operation)
-        if totals.work.get(seconds, 0.0) > 0:
-            gflops = totals.rate_over(f"flops_{operation}", seconds, unit=1e9)
-            ctx.metric(f"{operation}_gflops", gflops, "GFLOP/s")
+    totals = ctx.run_tasks(iteration, rates={"linalg_gflops": Rate("flops", (), "GFLOP/s", 1e9)})
+    per_operation = {
+        f"{operation}_gflops": Rate(f"flops_{operation}", [operation], "GFLOP/s", 1e9)
+        for operation in _OPERATIONS
+        if totals.work.get(seconds_counter(operation), 0.0) > 0
+    }
+    ctx.report_rates(totals, per_operation)
     ctx.note("flop_counts", "nominal (Golub & Van Loan), float64")

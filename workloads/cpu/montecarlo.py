@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from workloads.cpu.common import report_operation_rates, timed
 from workloads.runtime.context import Context
+from workloads.runtime.rates import Rate, per_operation_rates, timed
 from workloads.runtime.tasks import Task, TaskResult
 
 # Samples per iteration at scale 1, the largest chosen so an iteration takes about 0.2 s.
@@ -191,8 +191,9 @@ def iteration(task: Task) -> TaskResult:
 
 
 def run(ctx: Context) -> None:
-    totals = ctx.run_tasks(iteration)
-    report_operation_rates(ctx, totals, "samples_per_s", "samples", _OPERATIONS, "samples/s")
+    rates = {"samples_per_s": Rate("samples", _OPERATIONS, "samples/s")}
+    totals = ctx.run_tasks(iteration, rates=rates)
+    ctx.report_rates(totals, per_operation_rates(totals, "samples", _OPERATIONS, "samples/s"))
     points = int(totals.work.get("pi_points", 0))
     if points:
         estimate = 4 * totals.work["pi_inside"] / points

@@ -22,8 +22,8 @@ from math import gcd, isqrt, log, prod
 
 import numpy as np
 
-from workloads.cpu.common import Rate, report_rates, timed
 from workloads.runtime.context import Context
+from workloads.runtime.rates import Rate, timed
 from workloads.runtime.tasks import Task, TaskResult
 
 # Sizes at scale 1, chosen so one iteration takes well under half a second on one core.
@@ -360,13 +360,14 @@ def iteration(task: Task) -> TaskResult:
     return result
 
 
+RATES = {
+    "primes_per_s": Rate("primes", ["sieve", "primality"], "primes/s"),
+    "sieve_primes_per_s": Rate("sieve_primes", ["sieve"], "primes/s"),
+    "primality_tests_per_s": Rate("primality_tests", ["primality"], "tests/s"),
+    "numbers_factored_per_s": Rate("numbers_factored", ["factorization"], "numbers/s"),
+}
+
+
 def run(ctx: Context) -> None:
-    totals = ctx.run_tasks(iteration)
-    rates = {
-        "primes_per_s": Rate("primes", ["sieve", "primality"], "primes/s"),
-        "sieve_primes_per_s": Rate("sieve_primes", ["sieve"], "primes/s"),
-        "primality_tests_per_s": Rate("primality_tests", ["primality"], "tests/s"),
-        "numbers_factored_per_s": Rate("numbers_factored", ["factorization"], "numbers/s"),
-    }
-    report_rates(ctx, totals, rates)
+    ctx.run_tasks(iteration, rates=RATES)
     ctx.note("primality_test", "deterministic Miller-Rabin, bases 2..37")

@@ -23,8 +23,8 @@ from __future__ import annotations
 import sys
 from math import comb, log2
 
-from workloads.cpu.common import report_operation_rates, timed
 from workloads.runtime.context import Context
+from workloads.runtime.rates import Rate, per_operation_rates, timed
 from workloads.runtime.tasks import Task, TaskResult
 
 # Sizes at scale 1, the largest chosen so an iteration takes about 0.2 s on one core. Sizes whose
@@ -318,5 +318,6 @@ def iteration(task: Task) -> TaskResult:
 
 
 def run(ctx: Context) -> None:
-    totals = ctx.run_tasks(iteration)
-    report_operation_rates(ctx, totals, "nodes_visited_per_s", "nodes", _OPERATIONS, "nodes/s")
+    rates = {"nodes_visited_per_s": Rate("nodes", _OPERATIONS, "nodes/s")}
+    totals = ctx.run_tasks(iteration, rates=rates)
+    ctx.report_rates(totals, per_operation_rates(totals, "nodes", _OPERATIONS, "nodes/s"))

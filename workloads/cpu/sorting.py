@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from workloads.cpu.common import report_operation_rates, timed
 from workloads.runtime.context import Context
+from workloads.runtime.rates import Rate, per_operation_rates, timed
 from workloads.runtime.tasks import Task, TaskResult
 
 
@@ -216,7 +216,8 @@ def iteration(task: Task) -> TaskResult:
 
 
 def run(ctx: Context) -> None:
-    totals = ctx.run_tasks(iteration)
     names = [algorithm.name for algorithm in ALGORITHMS]
-    report_operation_rates(ctx, totals, "elements_sorted_per_s", "elements", names, "elements/s")
+    rates = {"elements_sorted_per_s": Rate("elements", names, "elements/s")}
+    totals = ctx.run_tasks(iteration, rates=rates)
+    ctx.report_rates(totals, per_operation_rates(totals, "elements", names, "elements/s"))
     ctx.note("rates", "elements per second spent in the sort calls, summed over workers")

@@ -29,6 +29,7 @@ from workloads.gpu.device import (
     synchronize,
 )
 from workloads.runtime.context import Context
+from workloads.runtime.rates import Rate
 from workloads.runtime.tasks import Task, TaskResult
 
 _CLASSES = 10
@@ -172,9 +173,11 @@ def run(ctx: Context) -> None:
             "batch_range": trainer.geometry.batch,
         },
     )
-    totals = ctx.run_tasks(trainer, processes=False)
-    ctx.metric("samples_per_s", totals.rate("samples"), "samples/s", primary=True)
-    ctx.metric("estimated_tflops", totals.rate("flops", 1e12), "TFLOP/s")
+    rates = {
+        "samples_per_s": Rate("samples", (), "samples/s"),
+        "estimated_tflops": Rate("flops", (), "TFLOP/s", 1e12),
+    }
+    ctx.run_tasks(trainer, processes=False, rates=rates)
     report_training_loss(ctx, trainer.losses)
     if trainer.accuracies:
         ctx.metric("inference_accuracy", trainer.accuracies[-1], "fraction")

@@ -33,6 +33,7 @@ from workloads.gpu.device import (
 )
 from workloads.gpu.synthetic import random_walk_tokens
 from workloads.runtime.context import Context
+from workloads.runtime.rates import Rate
 from workloads.runtime.tasks import Task, TaskResult
 
 _CYCLE = 10
@@ -218,9 +219,11 @@ def run(ctx: Context) -> None:
             "parameters": g.parameters(),
         },
     )
-    totals = ctx.run_tasks(trainer, processes=False)
-    ctx.metric("tokens_per_s", totals.rate("tokens"), "tokens/s", primary=True)
-    ctx.metric("estimated_tflops", totals.rate("flops", 1e12), "TFLOP/s")
+    rates = {
+        "tokens_per_s": Rate("tokens", (), "tokens/s"),
+        "estimated_tflops": Rate("flops", (), "TFLOP/s", 1e12),
+    }
+    ctx.run_tasks(trainer, processes=False, rates=rates)
     report_training_loss(ctx, trainer.losses)
     recurrent_dtype = "float32 (TF32)" if device.type == "cuda" else "float32"
     compute_dtype = {"recurrent": recurrent_dtype, "head": trainer.head_dtype}

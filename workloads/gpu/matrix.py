@@ -33,6 +33,7 @@ from workloads.gpu.device import (
     task_generator,
 )
 from workloads.runtime.context import Context
+from workloads.runtime.rates import Rate
 from workloads.runtime.tasks import Task, TaskResult
 
 # The operation of each iteration, by index modulo the cycle: products take most of the time.
@@ -327,17 +328,17 @@ class MatrixWork:
         result.add(f"{name}_count", 1)
 
 
+RATES = {
+    "matrix_product_tflops": Rate("product_flops", ["product"], "TFLOP/s", 1e12),
+    "all_operations_tflops": Rate("flops", (), "TFLOP/s", 1e12),
+    "decomposition_nominal_tflops": Rate("decomposition_flops", ["decomposition"], "TFLOP/s", 1e12),
+    "elementwise_gelements_per_s": Rate("elements", ["elementwise"], "Gelements/s", 1e9),
+}
+
+
 def run(ctx: Context) -> None:
     device = select_device(ctx)
     work = MatrixWork(ctx, device)
     ctx.note("bmm_side", work.plan.bmm_side)
-    totals = ctx.run_tasks(work, processes=False)
-    rate = totals.rate_over
-    product_tflops = rate("product_flops", "product_seconds", unit=1e12)
-    ctx.metric("matrix_product_tflops", product_tflops, "TFLOP/s", primary=True)
-    ctx.metric("all_operations_tflops", totals.rate("flops", 1e12), "TFLOP/s")
-    decomposition = rate("decomposition_flops", "decomposition_seconds", unit=1e12)
-    ctx.metric("decomposition_nominal_tflops", decomposition, "TFLOP/s")
-    elements = rate("elements", "elementwise_seconds", unit=1e9)
-    ctx.metric("elementwise_gelements_per_s", elements, "Gelements/s")
+    ctx.run_tasks(work, processes=False, rates=RATES)
     record_device_use(ctx, device, work.observed_dtype, work.schedules)

@@ -45,6 +45,7 @@ from workloads.gpu.device import (
 )
 from workloads.gpu.synthetic import random_walk_tokens
 from workloads.runtime.context import Context
+from workloads.runtime.rates import Rate
 from workloads.runtime.tasks import Task, TaskResult
 
 _CYCLE, _CROSS_ATTENTION = 10, 9  # the last iteration of every ten runs cross-attention
@@ -302,6 +303,14 @@ class Trainer(ScheduledWork[Geometry]):
             )
 
 
+RATES = {
+    "tokens_per_s": Rate("tokens", (), "tokens/s"),
+    "training_tokens_per_s": Rate("train_tokens", ["train"], "tokens/s"),
+    "training_model_tflops": Rate("train_model_flops", ["train"], "TFLOP/s", 1e12),
+    "estimated_tflops": Rate("flops", (), "TFLOP/s", 1e12),
+}
+
+
 def run(ctx: Context) -> None:
     device = select_device(ctx)
     trainer = Trainer(ctx, device)
@@ -318,14 +327,8 @@ def run(ctx: Context) -> None:
             "parameters": g.parameters(),
         },
     )
-    totals = ctx.run_tasks(trainer, processes=False)
-    ctx.metric("tokens_per_s", totals.rate("tokens"), "tokens/s", primary=True)
-    training_tokens = totals.rate_over("train_tokens", "train_seconds")
-    ctx.metric("training_tokens_per_s", training_tokens, "tokens/s")
-    model_flops = totals.rate_over("train_model_flops", "train_seconds")
-    model_tflops = totals.rate_over("train_model_flops", "train_seconds", unit=1e12)
-    ctx.metric("training_model_tflops", model_tflops, "TFLOP/s")
-    ctx.metric("estimated_tflops", totals.rate("flops", 1e12), "TFLOP/s")
+    totals = ctx.run_tasks(trainer, processes=False, rates=RATES)
+    model_flops = Rate("train_model_flops", ["train"], "FLOP/s").value(totals)
     record_mfu(ctx, device, model_flops)
     report_training_loss(ctx, trainer.losses)
     record_device_use(ctx, device, trainer.observed_dtype, {"sequence": trainer.schedule})

@@ -37,6 +37,7 @@ import numpy as np
 from workloads.io import storage
 from workloads.io.storage import KIB, MIB
 from workloads.runtime.context import Context
+from workloads.runtime.rates import Rate
 from workloads.runtime.tasks import Task, TaskResult
 
 PAGE = storage.ALIGNMENT
@@ -487,23 +488,29 @@ def iteration(task: Task, direct: bool = False) -> TaskResult:
     return result
 
 
+def _mb_s(phase: str) -> Rate:
+    return Rate(f"{phase}_bytes", [phase], "MB/s", 1e6)
+
+
+def _iops(phase: str) -> Rate:
+    return Rate(f"{phase}_operations", [phase], "IOPS")
+
+
+RATES = {
+    "sequential_read_mb_s": _mb_s("sequential_read"),
+    "sequential_write_mb_s": _mb_s("sequential_write"),
+    "random_read_iops": _iops("random_4k"),
+    "random_mixed_read_mb_s": _mb_s("random_mixed"),
+    "random_mixed_read_iops": _iops("random_mixed"),
+    "mmap_read_mb_s": _mb_s("mmap_read"),
+    "mmap_write_iops": _iops("mmap_write"),
+}
+
+
 def run(ctx: Context) -> None:
     buffered = "buffered, fdatasync, cache dropped before reads"
-    storage_run = storage.run_on_storage(ctx, iteration, wants_direct=True, buffered=buffered)
-    totals = storage_run.totals
-
-    def mb_s(phase: str) -> float:
-        return totals.rate_over(f"{phase}_bytes", f"{phase}_seconds", unit=1e6)
-
-    def iops(phase: str) -> float:
-        return totals.rate_over(f"{phase}_operations", f"{phase}_seconds")
-
-    ctx.metric("sequential_read_mb_s", mb_s("sequential_read"), "MB/s", primary=True)
-    ctx.metric("sequential_write_mb_s", mb_s("sequential_write"), "MB/s")
-    ctx.metric("random_read_iops", iops("random_4k"), "IOPS")
-    storage.report_latencies(ctx, "random_read", totals.samples.get(_LATENCY_KEY))
-    ctx.metric("random_mixed_read_mb_s", mb_s("random_mixed"), "MB/s")
-    ctx.metric("random_mixed_read_iops", iops("random_mixed"), "IOPS")
-    ctx.metric("mmap_read_mb_s", mb_s("mmap_read"), "MB/s")
-    ctx.metric("mmap_write_iops", iops("mmap_write"), "IOPS")
+    storage_run = storage.run_on_storage(
+        ctx, iteration, wants_direct=True, buffered=buffered, rates=RATES
+    )
+    storage.report_latencies(ctx, "random_read", storage_run.totals.samples.get(_LATENCY_KEY))
     storage_run.report_bytes(ctx)

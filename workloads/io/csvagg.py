@@ -27,6 +27,7 @@ import numpy as np
 from workloads.io import storage
 from workloads.io.storage import MIB
 from workloads.runtime.context import Context
+from workloads.runtime.rates import Rate
 from workloads.runtime.tasks import Task, TaskResult
 
 _HEADER = (
@@ -280,9 +281,9 @@ def _check(
 
 
 def run(ctx: Context) -> None:
-    storage_run = storage.run_on_storage(ctx, iteration)
-    rate = storage_run.totals.rate_over
-    ctx.metric("rows_per_s", rate("rows", "aggregate_seconds"), "rows/s", primary=True)
-    ctx.metric("aggregate_read_mb_s", rate("csv_bytes", "aggregate_seconds", unit=1e6), "MB/s")
-    ctx.metric("write_mb_s", rate("bytes_written", "write_seconds", unit=1e6), "MB/s")
-    storage_run.report_bytes(ctx)
+    rates = {
+        "rows_per_s": Rate("rows", ["aggregate"], "rows/s"),
+        "aggregate_read_mb_s": Rate("csv_bytes", ["aggregate"], "MB/s", 1e6),
+        "write_mb_s": Rate("bytes_written", ["write"], "MB/s", 1e6),
+    }
+    storage.run_on_storage(ctx, iteration, rates=rates).report_bytes(ctx)

@@ -18,6 +18,7 @@ import numpy as np
 
 from workloads.io import storage
 from workloads.runtime.context import Context
+from workloads.runtime.rates import Rate
 from workloads.runtime.tasks import Task, TaskResult
 
 KIB, MIB = 1 << 10, 1 << 20
@@ -116,12 +117,12 @@ def iteration(task: Task) -> TaskResult:
 def run(ctx: Context) -> None:
     # Buffered by design (the data comes from unaligned in-memory buffers): fsync, then the
     # page cache is dropped so that reads hit storage.
-    storage_run = storage.run_on_storage(ctx, iteration)
-    totals = storage_run.totals
-    rate = totals.rate_over
-    ctx.metric("write_mb_s", rate("bytes_written", "write_seconds", unit=1e6), "MB/s", primary=True)
-    ctx.metric("read_mb_s", rate("bytes_read", "read_seconds", unit=1e6), "MB/s")
-    ctx.metric("random_read_iops", rate("random_reads", "random_seconds"), "IOPS")
-    ctx.metric("random_read_mb_s", rate("random_bytes", "random_seconds", unit=1e6), "MB/s")
-    storage.report_latencies(ctx, "random_read", totals.samples.get(_LATENCY_KEY))
+    rates = {
+        "write_mb_s": Rate("bytes_written", ["write"], "MB/s", 1e6),
+        "read_mb_s": Rate("bytes_read", ["read"], "MB/s", 1e6),
+        "random_read_iops": Rate("random_reads", ["random"], "IOPS"),
+        "random_read_mb_s": Rate("random_bytes", ["random"], "MB/s", 1e6),
+    }
+    storage_run = storage.run_on_storage(ctx, iteration, rates=rates)
+    storage.report_latencies(ctx, "random_read", storage_run.totals.samples.get(_LATENCY_KEY))
     storage_run.report_bytes(ctx, issued_read=("bytes_read", "random_bytes"))

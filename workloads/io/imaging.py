@@ -38,6 +38,7 @@ from PIL import Image, ImageFilter
 from workloads.io import storage
 from workloads.io.storage import KIB, MIB
 from workloads.runtime.context import Context
+from workloads.runtime.rates import Rate
 from workloads.runtime.tasks import Task, TaskResult
 
 _SIDE = (384, 2048)  # image width at scale 1 (height 3/4 of it)
@@ -275,13 +276,14 @@ def iteration(task: Task) -> TaskResult:
 
 
 def run(ctx: Context) -> None:
-    storage_run = storage.run_on_storage(ctx, iteration)
-    totals = storage_run.totals
-    work, rate = totals.work, totals.rate_over
-    ctx.metric("input_mb_s", rate("input_bytes", "process_seconds", unit=1e6), "MB/s", primary=True)
-    ctx.metric("file_write_mb_s", rate("file_bytes_written", "write_seconds", unit=1e6), "MB/s")
-    ctx.metric("file_read_mb_s", rate("file_bytes_read", "read_seconds", unit=1e6), "MB/s")
-    ctx.metric("stream_mb_s", rate("stream_in", "stream_seconds", unit=1e6), "MB/s")
+    rates = {
+        "input_mb_s": Rate("input_bytes", ["process"], "MB/s", 1e6),
+        "file_write_mb_s": Rate("file_bytes_written", ["write"], "MB/s", 1e6),
+        "file_read_mb_s": Rate("file_bytes_read", ["read"], "MB/s", 1e6),
+        "stream_mb_s": Rate("stream_in", ["stream"], "MB/s", 1e6),
+    }
+    storage_run = storage.run_on_storage(ctx, iteration, rates=rates)
+    work = storage_run.totals.work
     ratios = {codec: (f"{codec}_in", f"{codec}_out") for codec in CODECS}
     ratios |= {fmt: ("image_bytes", f"image_{fmt}_bytes") for fmt in ("png", "jpeg")}
     for name, (before, after) in ratios.items():

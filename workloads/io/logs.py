@@ -30,6 +30,7 @@ import numpy as np
 from workloads.io import storage
 from workloads.io.storage import MIB
 from workloads.runtime.context import Context
+from workloads.runtime.rates import Rate
 from workloads.runtime.tasks import Task, TaskResult
 
 _LEVELS = ("DEBUG", "INFO", "WARN", "ERROR", "FATAL")
@@ -313,9 +314,9 @@ def _report_round_trip(path: Path, content: dict[str, Any], result: TaskResult) 
 
 
 def run(ctx: Context) -> None:
-    storage_run = storage.run_on_storage(ctx, iteration)
-    rate = storage_run.totals.rate_over
-    ctx.metric("lines_per_s", rate("lines", "analysis_seconds"), "lines/s", primary=True)
-    ctx.metric("analysis_read_mb_s", rate("analysis_bytes", "analysis_seconds", unit=1e6), "MB/s")
-    ctx.metric("write_mb_s", rate("bytes_written", "write_seconds", unit=1e6), "MB/s")
-    storage_run.report_bytes(ctx)
+    rates = {
+        "lines_per_s": Rate("lines", ["analysis"], "lines/s"),
+        "analysis_read_mb_s": Rate("analysis_bytes", ["analysis"], "MB/s", 1e6),
+        "write_mb_s": Rate("bytes_written", ["write"], "MB/s", 1e6),
+    }
+    storage.run_on_storage(ctx, iteration, rates=rates).report_bytes(ctx)

@@ -37,6 +37,7 @@ import numpy as np
 from workloads.io import storage
 from workloads.io.storage import KIB, MIB
 from workloads.runtime.context import Context
+from workloads.runtime.rates import Rate
 from workloads.runtime.tasks import Task, TaskResult
 
 MAGIC, VERSION = 0xCA1D, 1
@@ -298,6 +299,13 @@ def _record(result: TaskResult, sent: Stream, live: Stream, replay: Stream, seco
     result.fingerprint_with(sent.packets, sent.bytes, sent.digest)
 
 
+RATES = {
+    "messages_per_s": Rate("messages", ["transfer"], "messages/s"),
+    "transfer_mb_s": Rate("message_bytes", ["transfer"], "MB/s", 1e6),
+    "capture_reparse_mb_s": Rate("bytes_read", ["reparse"], "MB/s", 1e6),
+}
+
+
 def run(ctx: Context) -> None:
     tcp = loopback_available()
     transport = "TCP on 127.0.0.1" if tcp else "Unix socket pair (no IPv4 loopback)"
@@ -306,11 +314,7 @@ def run(ctx: Context) -> None:
         partial(iteration, tcp=tcp),
         buffered="buffered capture, fsync",
         notes={"transport": transport},
+        rates=RATES,
     )
-    totals = storage_run.totals
-    rate = totals.rate_over
-    ctx.metric("messages_per_s", rate("messages", "transfer_seconds"), "messages/s", primary=True)
-    ctx.metric("transfer_mb_s", rate("message_bytes", "transfer_seconds", unit=1e6), "MB/s")
-    ctx.metric("capture_reparse_mb_s", rate("bytes_read", "reparse_seconds", unit=1e6), "MB/s")
-    storage.report_latencies(ctx, "message", totals.samples.get("latency_us"))
+    storage.report_latencies(ctx, "message", storage_run.totals.samples.get("latency_us"))
     storage_run.report_bytes(ctx)

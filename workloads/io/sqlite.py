@@ -43,6 +43,7 @@ import numpy as np
 from workloads.io import storage
 from workloads.io.storage import MIB
 from workloads.runtime.context import Context
+from workloads.runtime.rates import Rate
 from workloads.runtime.tasks import Interrupted, Task, TaskResult
 
 _CATEGORIES = ("books", "games", "garden", "grocery", "health", "music", "sports", "tools")
@@ -436,14 +437,13 @@ def run(ctx: Context) -> None:
         buffered="buffered (SQLite), WAL, fsync",
         processes=False,  # one database, kept open between iterations
         finish=database.close,
+        rates={
+            "transactions_per_s": Rate("transactions", ["transaction"], "tx/s"),
+            "queries_per_s": Rate("queries", ["query"], "queries/s"),
+            "rows_inserted_per_s": Rate("rows_inserted", ["transaction"], "rows/s"),
+        },
     )
     totals, kernel = storage_run.totals, storage_run.kernel
-    rate = totals.rate_over  # one worker: the iterations ran inline
-    ctx.metric(
-        "transactions_per_s", rate("transactions", "transaction_seconds"), "tx/s", primary=True
-    )
-    ctx.metric("queries_per_s", rate("queries", "query_seconds"), "queries/s")
-    ctx.metric("rows_inserted_per_s", rate("rows_inserted", "transaction_seconds"), "rows/s")
     storage.report_latencies(ctx, "transaction", totals.samples.get(_TRANSACTION_LATENCY))
     storage.report_latencies(ctx, "point_query", totals.samples.get(_POINT_LATENCY))
     # SQLite's own reads and writes are the bytes passed to the system calls of this process.

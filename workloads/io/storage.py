@@ -36,6 +36,7 @@ from workloads.runtime.tasks import TaskFunction, TaskResult
 
 if TYPE_CHECKING:
     from workloads.runtime.context import Context
+    from workloads.runtime.rates import Rate
     from workloads.runtime.record import Totals
 
 KIB, MIB = 1 << 10, 1 << 20
@@ -301,6 +302,7 @@ def run_on_storage(
     processes: bool = True,
     notes: Mapping[str, Any] | None = None,
     finish: Callable[[], None] | None = None,
+    rates: Mapping[str, Rate] | None = None,
 ) -> StorageRun:
     """Run an IO workload's ``tasks`` on the scratch storage, in worker processes unless
     ``processes`` is false.
@@ -308,7 +310,7 @@ def run_on_storage(
     The IO mode is chosen and recorded first (``choose_io_mode``; with ``wants_direct``,
     ``tasks`` is called with ``direct=`` the choice), then ``notes`` beside it. The kernel's
     bytes are counted over the tasks and ``finish``, which closes what the tasks kept open
-    (its writes count too).
+    (its writes count too). ``rates`` are the workload's rate metrics (``ctx.run_tasks``).
     """
     direct = choose_io_mode(ctx, wants_direct=wants_direct, buffered=buffered)
     for key, value in (notes or {}).items():
@@ -317,7 +319,7 @@ def run_on_storage(
         tasks = partial(tasks, direct=direct)
     kernel = KernelBytes().start()
     try:
-        totals = ctx.run_tasks(tasks, processes=processes, scratch=True)
+        totals = ctx.run_tasks(tasks, processes=processes, scratch=True, rates=rates)
     finally:
         if finish is not None:
             finish()

@@ -188,7 +188,10 @@ class Replayer:
                 submitter = threading.Thread(target=self._submit, args=(task, planned))
                 submitter.start()
                 submitters.append(submitter)
-            self._wait_for_the_end()
+            self._wait_for_the_end(watcher)
+        except BaseException:
+            self.stop.set()  # a failed replay stops its tasks with the grace too
+            raise
         finally:
             for submitter in submitters:
                 submitter.join(timeout=60)
@@ -211,9 +214,11 @@ class Replayer:
             extra = self._submissions[task.task_id] | {"detail": f"submit: {engine_error(err)}"}
             self.emit(Event(time.time(), task.task_id, "FAIL", extra))
 
-    def _wait_for_the_end(self) -> None:
+    def _wait_for_the_end(self, watcher: threading.Thread) -> None:
         next_status = STATUS_EVERY
         while not self.all_ended.wait(0.2) and not self.stop.is_set():
+            if not watcher.is_alive():  # no more events will come: the rest would never end
+                raise RuntimeError("the engine stopped reporting events")
             if self._now() >= next_status:
                 next_status += STATUS_EVERY
                 self._status_line()

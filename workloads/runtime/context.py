@@ -10,6 +10,7 @@ import shutil
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from workloads.runtime import scratch as scratch_folders
 from workloads.runtime.filesystems import mount_of
 from workloads.runtime.loadshape import LoadShape
 from workloads.runtime.pool import Plan, run_inline, run_processes
+from workloads.runtime.rates import Rate
 from workloads.runtime.record import Recorder, Totals
 from workloads.runtime.sizes import format_size
 from workloads.runtime.tasks import Check, TaskFunction
@@ -63,8 +65,9 @@ class Context:
         self.stop = stop
         self.shape = LoadShape(params.profile, params.intensity, params.duration, params.seed)
         self.recorder = Recorder()
-        self.primary: tuple[str, Metric] | None = None
-        self.secondary: dict[str, Metric] = {}
+        self.metrics: dict[str, Metric] = {}
+        self.rates: dict[str, Rate] = {}  # declared before the run: known live too
+        self.iterating = False  # run_tasks has begun: a stop now has work to save
         self.checks: dict[str, Check] = {}
         self.inconclusive_checks: dict[str, str] = {}  # name -> why it could not judge
         self.details: dict[str, Any] = {}
@@ -77,7 +80,12 @@ class Context:
 
     # -- running iterations -------------------------------------------------------------------
     def run_tasks(
-        self, fn: TaskFunction, *, processes: bool = True, scratch: bool = False
+        self,
+        fn: TaskFunction,
+        *,
+        processes: bool = True,
+        scratch: bool = False,
+        rates: Mapping[str, Rate] | None = None,
     ) -> Totals:
         """Run ``fn`` over iterations until the duration, the iteration limit or a stop signal.
 
@@ -85,7 +93,10 @@ class Context:
         (``fn`` must be a module-level function); otherwise they run in this thread, one after
         another, and ``fn`` may keep state (a model, an open database) between iterations.
         With ``scratch`` each task gets a private folder and a share of the disk budget.
+        ``rates`` are metrics of the run's counters: reported at the end, and live meanwhile.
         """
+        self.rates.update(rates or {})
+        self.iterating = True
         plan = Plan(
             fn=fn,
             seed=self.params.seed,
@@ -105,21 +116,24 @@ class Context:
             run_processes(plan, self.recorder, self.stop)
         else:
             run_inline(plan, self.recorder, self.stop)
-        return self.recorder.totals()
+        totals = self.recorder.totals()
+        self.report_rates(totals, rates or {})
+        return totals
 
     @property
     def stopping(self) -> bool:
         return self.stop.is_set() or time.monotonic() >= self.deadline
 
     # -- reporting ----------------------------------------------------------------------------
-    def metric(self, name: str, value: float | None, unit: str, *, primary: bool = False) -> None:
-        """Report a metric in physical units; exactly one should be primary. ``None`` says
+    def metric(self, name: str, value: float | None, unit: str) -> None:
+        """Report a metric in physical units; the manifest names the primary one. ``None`` says
         that nothing was measured (no iteration ran), which is not a value of zero."""
-        metric = Metric(None if value is None else round(float(value), 6), unit)
-        if primary:
-            self.primary = (name, metric)
-        else:
-            self.secondary[name] = metric
+        self.metrics[name] = Metric(None if value is None else round(float(value), 6), unit)
+
+    def report_rates(self, totals: Totals, rates: Mapping[str, Rate]) -> None:
+        """A metric for each rate, from the run's totals."""
+        for name, rate in rates.items():
+            self.metric(name, rate.value(totals), rate.unit)
 
     def check(self, name: str, passed: bool, detail: str = "") -> bool:
         """An end-of-run verification check (e.g. "training loss decreased")."""

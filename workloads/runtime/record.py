@@ -58,11 +58,21 @@ class Recorder:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._done: list[Done] = []
+        self._work: dict[str, float] = {}  # running sums, for live rates
+        self._busy = 0.0
         self.workers = 1
 
     def add(self, done: Done) -> None:
         with self._lock:
             self._done.append(done)
+            self._busy += done.seconds
+            for counter, amount in done.result.work.items():
+                self._work[counter] = self._work.get(counter, 0.0) + amount
+
+    def so_far(self) -> Totals:
+        """The work counters so far, cheaply (no checks, sizes or digest): for live rates."""
+        with self._lock:
+            return Totals(len(self._done), self.workers, self._busy, dict(self._work))
 
     @property
     def count(self) -> int:

@@ -46,6 +46,9 @@ EXIT_COMPLETED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # After a stop signal the document must be on disk within this many seconds, whatever the
 # workload is doing (the real worker sends SIGKILL 5 s after SIGTERM).
 STOP_DEADLINE = 1.6
+# Before its first iteration a workload has no work to save: a stop that finds it still
+# importing or setting up (torch takes seconds) ends the run this soon.
+SETUP_STOP_DEADLINE = 0.3
 # A process younger than this is taken to have started for this run: its start is the run's.
 _FRESH_PROCESS = 10.0
 _INSTALL_HINTS = {"torch": "install PyTorch, e.g. pip install 'cloudai-workloads[gpu]'"}
@@ -158,7 +161,8 @@ class Run:
         while not self._finished.is_set():
             if self.stop.wait(0.2):
                 break
-        if self._finished.wait(STOP_DEADLINE):
+        iterating = self.ctx.iterating
+        if self._finished.wait(STOP_DEADLINE if iterating else SETUP_STOP_DEADLINE):
             return
         with contextlib.suppress(Exception):
             self.progress.close()
@@ -167,7 +171,7 @@ class Run:
                     child.kill()
             self.sampler.stop()
             self.ctx.remove_scratch()
-            self._finish(None, late=True)
+            self._finish(None, late=iterating)
         os._exit(128 + (self.signals.received or 15))
 
     # -- outcome ------------------------------------------------------------------------------
@@ -206,9 +210,28 @@ class Run:
                 "verification",
                 {"type": "VerificationFailed", "message": message, "traceback": ""},
             )
+        unreported = self._unreported_primary()
+        if unreported:
+            return (
+                "failed",
+                "error",
+                {"type": "NoPrimaryMetric", "message": unreported, "traceback": ""},
+            )
         limit = self.params.iterations
         reached = limit is not None and self.ctx.recorder.count >= limit
         return "completed", "iterations" if reached else "duration", None
+
+    def _unreported_primary(self) -> str | None:
+        """Every completed run reports the primary metric its manifest entry declares."""
+        declared = self.workload.primary_metric
+        reported = self.ctx.metrics.get(declared.name)
+        if reported is None:
+            return f"the workload reported no {declared.name} (its declared primary metric)"
+        if reported.unit != declared.unit:
+            return (
+                f"{declared.name} is in {reported.unit}, but the manifest declares {declared.unit}"
+            )
+        return None
 
     def _verification(self) -> dict[str, Any]:
         totals = self.ctx.recorder.totals()
@@ -245,6 +268,7 @@ class Run:
         totals = self.ctx.recorder.totals()
         tree = process_tree_totals(self.baseline)
         ctx, workload = self.ctx, self.workload
+        primary_name = workload.primary_metric.name
         scratch = ctx.scratch_summary()
         params = self.params.to_dict() | {
             "memory_budget": ctx.memory_budget,
@@ -284,10 +308,14 @@ class Run:
                 ),
             },
             "metrics": {
-                "primary": {"name": ctx.primary[0], **ctx.primary[1].to_dict()}
-                if ctx.primary
+                "primary": {"name": primary_name, **ctx.metrics[primary_name].to_dict()}
+                if primary_name in ctx.metrics
                 else None,
-                "secondary": {name: metric.to_dict() for name, metric in ctx.secondary.items()},
+                "secondary": {
+                    name: metric.to_dict()
+                    for name, metric in ctx.metrics.items()
+                    if name != primary_name
+                },
                 "iterations": totals.iterations,
                 "work": {name: round(value, 6) for name, value in totals.work.items()},
                 "problem_sizes": totals.sizes,
