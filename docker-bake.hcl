@@ -185,6 +185,9 @@ target "io-1" {
     "org.cloudai.envelope.gpu-memory"      = "0"
     "org.cloudai.duration.min-seconds"     = "120"
     "org.cloudai.duration.max-seconds"     = "600"
+    "org.cloudai.primary-metric"           = "write_mb_s (MB/s)"
+    "org.cloudai.metrics.port"             = "9464"
+    "org.cloudai.metrics.path"             = "/metrics"
   }
   cache-from = cache_from("io-1")
   cache-to   = cache_to("io-1")
@@ -214,6 +217,9 @@ target "io-2" {
     "org.cloudai.envelope.gpu-memory"      = "0"
     "org.cloudai.duration.min-seconds"     = "120"
     "org.cloudai.duration.max-seconds"     = "600"
+    "org.cloudai.primary-metric"           = "transactions_per_s (tx/s)"
+    "org.cloudai.metrics.port"             = "9464"
+    "org.cloudai.metrics.path"             = "/metrics"
   }
   cache-from = cache_from("io-2")
   cache-to   = cache_to("io-2")
@@ -243,6 +249,9 @@ target "io-3" {
     "org.cloudai.envelope.gpu-memory"      = "0"
     "org.cloudai.duration.min-seconds"     = "120"
     "org.cloudai.duration.max-seconds"     = "600"
+    "org.cloudai.primary-metric"           = "lines_per_s (lines/s)"
+    "org.cloudai.metrics.port"             = "9464"
+    "org.cloudai.metrics.path"             = "/metrics"
   }
   cache-from = cache_from("io-3")
   cache-to   = cache_to("io-3")
@@ -272,6 +281,9 @@ target "io-4" {
     "org.cloudai.envelope.gpu-memory"      = "0"
     "org.cloudai.duration.min-seconds"     = "120"
     "org.cloudai.duration.max-seconds"     = "600"
+    "org.cloudai.primary-metric"           = "messages_per_s (messages/s)"
+    "org.cloudai.metrics.port"             = "9464"
+    "org.cloudai.metrics.path"             = "/metrics"
   }
   cache-from = cache_from("io-4")
   cache-to   = cache_to("io-4")
@@ -301,6 +313,9 @@ target "io-5" {
     "org.cloudai.envelope.gpu-memory"      = "0"
     "org.cloudai.duration.min-seconds"     = "120"
     "org.cloudai.duration.max-seconds"     = "600"
+    "org.cloudai.primary-metric"           = "input_mb_s (MB/s)"
+    "org.cloudai.metrics.port"             = "9464"
+    "org.cloudai.metrics.path"             = "/metrics"
   }
   cache-from = cache_from("io-5")
   cache-to   = cache_to("io-5")
@@ -330,6 +345,9 @@ target "io-6" {
     "org.cloudai.envelope.gpu-memory"      = "0"
     "org.cloudai.duration.min-seconds"     = "120"
     "org.cloudai.duration.max-seconds"     = "600"
+    "org.cloudai.primary-metric"           = "sequential_read_mb_s (MB/s)"
+    "org.cloudai.metrics.port"             = "9464"
+    "org.cloudai.metrics.path"             = "/metrics"
   }
   cache-from = cache_from("io-6")
   cache-to   = cache_to("io-6")
@@ -359,6 +377,9 @@ target "io-7" {
     "org.cloudai.envelope.gpu-memory"      = "0"
     "org.cloudai.duration.min-seconds"     = "120"
     "org.cloudai.duration.max-seconds"     = "600"
+    "org.cloudai.primary-metric"           = "rows_per_s (rows/s)"
+    "org.cloudai.metrics.port"             = "9464"
+    "org.cloudai.metrics.path"             = "/metrics"
   }
   cache-from = cache_from("io-7")
   cache-to   = cache_to("io-7")
@@ -389,6 +410,9 @@ target "cpu-1" {
     "org.cloudai.envelope.gpu-memory"      = "0"
     "org.cloudai.duration.min-seconds"     = "180"
     "org.cloudai.duration.max-seconds"     = "900"
+    "org.cloudai.primary-metric"           = "linalg_gflops (GFLOP/s)"
+    "org.cloudai.metrics.port"             = "9464"
+    "org.cloudai.metrics.path"             = "/metrics"
   }
   cache-from = cache_from("cpu-1")
   cache-to   = cache_to("cpu-1")
@@ -418,6 +442,9 @@ target "cpu-2" {
     "org.cloudai.envelope.gpu-memory"      = "0"
     "org.cloudai.duration.min-seconds"     = "180"
     "org.cloudai.duration.max-seconds"     = "900"
+    "org.cloudai.primary-metric"           = "primes_per_s (primes/s)"
+    "org.cloudai.metrics.port"             = "9464"
+    "org.cloudai.metrics.path"             = "/metrics"
   }
   cache-from = cache_from("cpu-2")
   cache-to   = cache_to("cpu-2")
@@ -447,6 +474,9 @@ target "cpu-3" {
     "org.cloudai.envelope.gpu-memory"      = "0"
     "org.cloudai.duration.min-seconds"     = "180"
     "org.cloudai.duration.max-seconds"     = "900"
+    "org.cloudai.primary-metric"           = "elements_sorted_per_s (elements/s)"
+    "org.cloudai.metrics.port"             = "9464"
+    "org.cloudai.metrics.path"             = "/metrics"
   }
   cache-from = cache_from("cpu-3")
   cache-to   = cache_to("cpu-3")
@@ -476,6 +506,9 @@ target "cpu-4" {
     "org.cloudai.envelope.gpu-memory"      = "0"
     "org.cloudai.duration.min-seconds"     = "180"
     "org.cloudai.duration.max-seconds"     = "900"
+    "org.cloudai.primary-metric"           = "hashed_mb_s (MB/s)"
+    "org.cloudai.metrics.port"             = "9464"
+    "org.cloudai.metrics.path"             = "/metrics"
   }
   cache-from = cache_from("cpu-4")
   cache-to   = cache_to("cpu-4")
@@ -505,6 +538,9 @@ target "cpu-5" {
     "org.cloudai.envelope.gpu-memory"      = "0"
     "org.cloudai.duration.min-seconds"     = "180"
     "org.cloudai.duration.max-seconds"     = "900"
+    "org.cloudai.primary-metric"           = "samples_per_s (samples/s)"
+    "org.cloudai.metrics.port"             = "9464"
+    "org.cloudai.metrics.path"             = "/metrics"
   }
   cache-from = cache_from("cpu-5")
   cache-to   = cache_to("cpu-5")
@@ -534,6 +570,9 @@ target "cpu-6" {
     "org.cloudai.envelope.gpu-memory"      = "0"
     "org.cloudai.duration.min-seconds"     = "180"
     "org.cloudai.duration.max-seconds"     = "900"
+    "org.cloudai.primary-metric"           = "nodes_visited_per_s (nodes/s)"
+    "org.cloudai.metrics.port"             = "9464"
+    "org.cloudai.metrics.path"             = "/metrics"
   }
   cache-from = cache_from("cpu-6")
   cache-to   = cache_to("cpu-6")
@@ -563,6 +602,9 @@ target "cpu-7" {
     "org.cloudai.envelope.gpu-memory"      = "0"
     "org.cloudai.duration.min-seconds"     = "180"
     "org.cloudai.duration.max-seconds"     = "900"
+    "org.cloudai.primary-metric"           = "compress_mb_s (MB/s)"
+    "org.cloudai.metrics.port"             = "9464"
+    "org.cloudai.metrics.path"             = "/metrics"
   }
   cache-from = cache_from("cpu-7")
   cache-to   = cache_to("cpu-7")
@@ -593,6 +635,9 @@ target "gpu-1" {
     "org.cloudai.envelope.gpu-memory"      = "8g"
     "org.cloudai.duration.min-seconds"     = "300"
     "org.cloudai.duration.max-seconds"     = "1200"
+    "org.cloudai.primary-metric"           = "samples_per_s (samples/s)"
+    "org.cloudai.metrics.port"             = "9464"
+    "org.cloudai.metrics.path"             = "/metrics"
   }
   cache-from = cache_from("gpu-1")
   cache-to   = cache_to("gpu-1")
@@ -622,6 +667,9 @@ target "gpu-2" {
     "org.cloudai.envelope.gpu-memory"      = "16g"
     "org.cloudai.duration.min-seconds"     = "300"
     "org.cloudai.duration.max-seconds"     = "1200"
+    "org.cloudai.primary-metric"           = "matrix_product_tflops (TFLOP/s)"
+    "org.cloudai.metrics.port"             = "9464"
+    "org.cloudai.metrics.path"             = "/metrics"
   }
   cache-from = cache_from("gpu-2")
   cache-to   = cache_to("gpu-2")
@@ -651,6 +699,9 @@ target "gpu-3" {
     "org.cloudai.envelope.gpu-memory"      = "8g"
     "org.cloudai.duration.min-seconds"     = "300"
     "org.cloudai.duration.max-seconds"     = "1200"
+    "org.cloudai.primary-metric"           = "images_per_s (images/s)"
+    "org.cloudai.metrics.port"             = "9464"
+    "org.cloudai.metrics.path"             = "/metrics"
   }
   cache-from = cache_from("gpu-3")
   cache-to   = cache_to("gpu-3")
@@ -680,6 +731,9 @@ target "gpu-4" {
     "org.cloudai.envelope.gpu-memory"      = "16g"
     "org.cloudai.duration.min-seconds"     = "300"
     "org.cloudai.duration.max-seconds"     = "1200"
+    "org.cloudai.primary-metric"           = "tokens_per_s (tokens/s)"
+    "org.cloudai.metrics.port"             = "9464"
+    "org.cloudai.metrics.path"             = "/metrics"
   }
   cache-from = cache_from("gpu-4")
   cache-to   = cache_to("gpu-4")
@@ -709,6 +763,9 @@ target "gpu-5" {
     "org.cloudai.envelope.gpu-memory"      = "16g"
     "org.cloudai.duration.min-seconds"     = "300"
     "org.cloudai.duration.max-seconds"     = "1200"
+    "org.cloudai.primary-metric"           = "tokens_per_s (tokens/s)"
+    "org.cloudai.metrics.port"             = "9464"
+    "org.cloudai.metrics.path"             = "/metrics"
   }
   cache-from = cache_from("gpu-5")
   cache-to   = cache_to("gpu-5")
@@ -738,6 +795,9 @@ target "gpu-6" {
     "org.cloudai.envelope.gpu-memory"      = "8g"
     "org.cloudai.duration.min-seconds"     = "300"
     "org.cloudai.duration.max-seconds"     = "1200"
+    "org.cloudai.primary-metric"           = "samples_per_s (samples/s)"
+    "org.cloudai.metrics.port"             = "9464"
+    "org.cloudai.metrics.path"             = "/metrics"
   }
   cache-from = cache_from("gpu-6")
   cache-to   = cache_to("gpu-6")

@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 from workloads import analysis  # noqa: E402
 from workloads.manifest import Manifest, ManifestError, load_manifest  # noqa: E402
 from workloads.options import OPTIONS  # noqa: E402
+from workloads.runtime import exporter  # noqa: E402
 
 HEADER = "Generated from workloads.yaml by generate.py: do not edit."
 LAUNCHERS = ROOT / "workloads" / "launchers"
@@ -97,7 +98,12 @@ def _schema(path: Path, schema: dict[str, object]) -> Output:
 
 def _build_files(templates: Environment, manifest: Manifest) -> list[Output]:
     """Dockerfiles (two bases, one per variant), the bake definition and the compose file."""
-    common = {"header": HEADER, "manifest": manifest}
+    common = {
+        "header": HEADER,
+        "manifest": manifest,
+        "metrics_port": exporter.DEFAULT_PORT,
+        "metrics_path": exporter.METRICS_PATH,
+    }
     categories: dict[str, list[object]] = {}
     for workload in manifest:
         categories.setdefault(workload.category, []).append(workload)

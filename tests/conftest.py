@@ -161,5 +161,16 @@ def fixture_manifest(tmp_path: Path) -> dict[str, str]:
     }
 
 
+# Building all 20 images for two platforms (arm64 under emulation) falls to the first engine
+# test that asks for them: engine tests get far longer than the default timeout.
+ENGINE_TEST_TIMEOUT = 1800
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("docker") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(ENGINE_TEST_TIMEOUT))
+
+
 # The images built and pushed once per session, for every module's engine tests.
 from tests.engine import pushed_images  # noqa: E402, F401

@@ -250,6 +250,22 @@ def test_kubernetes_jobs_are_valid_and_follow_the_envelope() -> None:
         assert container["volumeMounts"] == [{"name": "results", "mountPath": "/results"}]
         assert container["args"] == ["python", workload.launcher]
         assert pod["restartPolicy"] == "Never"
+        assert "ports" not in container
+        assert "annotations" not in job["spec"]["template"]["metadata"]
+
+
+def test_a_metrics_port_gives_jobs_a_container_port_and_scrape_annotations() -> None:
+    (job,) = kubernetes_jobs([MANIFEST.get("cpu-3")], Images(), {"metrics_port": "9464"})
+    kubernetes_validate.validate(job, kubernetes_validate.latest_version(), strict=True)
+    template = job["spec"]["template"]
+    (container,) = template["spec"]["containers"]
+    assert container["ports"] == [{"name": "metrics", "containerPort": 9464, "protocol": "TCP"}]
+    assert {"name": "CLOUDAI_METRICS_PORT", "value": "9464"} in container["env"]
+    assert template["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "9464",
+        "prometheus.io/path": "/metrics",
+    }
 
 
 def test_tasks_command_writes_kubernetes_yaml_with_a_claim() -> None:

@@ -143,6 +143,7 @@ def _describe(args: argparse.Namespace, manifest: Manifest) -> int:
 
 
 def _run(args: argparse.Namespace, manifest: Manifest) -> int:
+    from workloads.runtime.exporter import ExporterError
     from workloads.runtime.limits import detect_limits
     from workloads.runtime.params import resolve_params
     from workloads.runtime.results import prepare_results_dir
@@ -153,7 +154,11 @@ def _run(args: argparse.Namespace, manifest: Manifest) -> int:
     limits = detect_limits()
     params = resolve_params(workload, given, limits)
     prepare_results_dir(params.results_dir)
-    return Run(workload, params, limits).execute()
+    try:
+        run = Run(workload, params, limits)
+    except ExporterError as err:
+        raise UsageError(str(err)) from None
+    return run.execute()
 
 
 def _add_exports(commands: Any) -> None:

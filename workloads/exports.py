@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from workloads.manifest import Workload
+from workloads.runtime.exporter import METRICS_PATH
 
 GIB = 1 << 30
 RESULTS_MOUNT = "/results"
@@ -139,6 +140,23 @@ def kubernetes_job(
         "cloudai.org/category": workload.category,
         "cloudai.org/task-type": workload.task_type,
     }
+    container: dict[str, Any] = {
+        "name": "workload",
+        "image": images.of(workload),
+        "args": ["python", workload.launcher],
+        "env": env,
+        "resources": {"requests": requests, "limits": limits},
+        "volumeMounts": [{"name": "results", "mountPath": RESULTS_MOUNT}],
+    }
+    pod_metadata: dict[str, Any] = {"labels": dict(labels)}
+    if "metrics_port" in controls:  # the run serves OpenMetrics: say where, the usual way
+        port = int(controls["metrics_port"])
+        container["ports"] = [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]
+        pod_metadata["annotations"] = {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(port),
+            "prometheus.io/path": METRICS_PATH,
+        }
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -147,7 +165,7 @@ def kubernetes_job(
             "backoffLimit": 0,
             "activeDeadlineSeconds": math.ceil(workload.duration.max * DEADLINE_MARGIN),
             "template": {
-                "metadata": {"labels": dict(labels)},
+                "metadata": pod_metadata,
                 "spec": {
                     "restartPolicy": "Never",
                     "terminationGracePeriodSeconds": 10,
@@ -158,16 +176,7 @@ def kubernetes_job(
                         "fsGroup": 10001,
                         "runAsNonRoot": True,
                     },
-                    "containers": [
-                        {
-                            "name": "workload",
-                            "image": images.of(workload),
-                            "args": ["python", workload.launcher],
-                            "env": env,
-                            "resources": {"requests": requests, "limits": limits},
-                            "volumeMounts": [{"name": "results", "mountPath": RESULTS_MOUNT}],
-                        }
-                    ],
+                    "containers": [container],
                     "volumes": [volume],
                 },
             },

@@ -90,6 +90,13 @@ def interval(text: str) -> float:
     return value
 
 
+def port(text: str) -> int:
+    value = _whole_number(text)
+    if not 1 <= value <= 65535:
+        raise ValueError(f"{text!r} is not a TCP port (1 to 65535)")
+    return value
+
+
 def choice(choices: tuple[str, ...]) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text not in choices:
@@ -192,6 +199,18 @@ OPTIONS: tuple[Option, ...] = (
         choice(PROGRESS_MODES),
         "auto (a bar on a terminal, else lines), bar, lines (one every 10 s) or off "
         "(default auto; the images set lines)",
+    ),
+    Option(
+        "metrics_port",
+        "PORT",
+        port,
+        "serve what the run is doing as OpenMetrics on this port (/metrics) while it runs",
+    ),
+    Option(
+        "metrics_textfile",
+        "PATH",
+        path,
+        "write the same metrics to this file at every sample (node_exporter's textfile collector)",
     ),
 )
 

@@ -176,7 +176,7 @@ class Replayer:
         self.log = EventLog(self.run, self.start_time)
         self._on_start(self.start_time)
         watcher = threading.Thread(
-            target=self.engine.watch, args=(self.emit, self.done), name="engine-watch"
+            target=self.engine.watch, args=(self.emit, self.done), name="engine-watch", daemon=True
         )
         watcher.start()
         submitters = []
@@ -193,13 +193,15 @@ class Replayer:
             self.stop.set()  # a failed replay stops its tasks with the grace too
             raise
         finally:
-            for submitter in submitters:
-                submitter.join(timeout=60)
-            if self.stop.is_set():
-                self._stop_tasks()
-            self.done.set()
-            watcher.join(timeout=30)
-            self.log.close()
+            try:
+                for submitter in submitters:
+                    submitter.join(timeout=60)
+                if self.stop.is_set():
+                    self._stop_tasks()
+            finally:  # whatever failed, the watch ends and the log is closed
+                self.done.set()
+                watcher.join(timeout=30)
+                self.log.close()
 
     def _submit(self, task: ReplayTask, planned: float) -> None:
         with self._lock:

@@ -43,12 +43,15 @@ class RunParams:
     disk: int | None  # requested disk budget in bytes; the effective one is resolved at run time
     sample_interval: float
     progress: str = "auto"
+    metrics_port: int | None = None
+    metrics_textfile: Path | None = None
     sources: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["results_dir"] = str(self.results_dir)
         data["work_dir"] = str(self.work_dir) if self.work_dir else None
+        data["metrics_textfile"] = str(self.metrics_textfile) if self.metrics_textfile else None
         return data
 
 
@@ -86,6 +89,8 @@ def resolve_params(workload: Workload, given: dict[str, Given], limits: Limits) 
         disk=value("disk", None),
         sample_interval=value("sample_interval", 1.0),
         progress=value("progress", "auto"),
+        metrics_port=value("metrics_port", None),
+        metrics_textfile=value("metrics_textfile", None),
         sources=sources,
     )
 

@@ -25,6 +25,7 @@ import psutil
 from workloads.manifest import Workload
 from workloads.runtime.context import Context
 from workloads.runtime.environment import describe_environment
+from workloads.runtime.exporter import open_exporter, sample_values
 from workloads.runtime.limits import Limits
 from workloads.runtime.params import InsufficientMemory, RunParams, memory_budget
 from workloads.runtime.pool import WorkerError
@@ -101,11 +102,29 @@ class Run:
             target=self.ctx.shape.target,
             iterations=lambda: self.ctx.recorder.count,
             probes=self.ctx.probes,
-            on_sample=lambda sample: self.progress.update(sample, self.ctx.recorder.count),
+            on_sample=self._on_sample,
         )
+        # Last: a port that is taken ends the run here, before any work (ExporterError).
+        self.exporter = open_exporter(workload, params, limits, self.run_id)
         self._finished = threading.Event()
         self._write_lock = threading.Lock()
         self._written = False
+
+    def _on_sample(self, sample: dict[str, float | None]) -> None:
+        iterations = self.ctx.recorder.count
+        self.progress.update(sample, iterations)
+        if self.exporter is not None:
+            values = sample_values(
+                sample, self.sampler.cumulative, iterations, self.ctx.recorder.workers
+            )
+            self.exporter.publish(values, self._primary_so_far())
+
+    def _primary_so_far(self) -> tuple[str, str, float | None]:
+        """The declared primary metric over the iterations so far, when it is a rate."""
+        declared = self.workload.primary_metric
+        rate = self.ctx.rates.get(declared.name)
+        value = rate.value(self.ctx.recorder.so_far()) if rate else None
+        return declared.name, declared.unit, value
 
     # -- lifecycle ----------------------------------------------------------------------------
     def execute(self) -> int:
@@ -123,6 +142,8 @@ class Run:
             finally:
                 self._finished.set()
                 self.sampler.stop()
+                if self.exporter is not None:
+                    self.exporter.close()
                 self.ctx.remove_scratch()
                 self.progress.close()
         return self._finish(error)

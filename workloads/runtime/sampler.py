@@ -80,6 +80,10 @@ class ResourceSampler:
     samples: list[dict[str, float | None]] = field(default_factory=list)
     peak_rss_bytes: int = 0
     peaks: dict[str, float] = field(default_factory=dict)
+    # Running totals of the process tree since the start, for counters that never go down.
+    cumulative: dict[str, float] = field(
+        default_factory=lambda: {"cpu_seconds": 0.0, "read_bytes": 0.0, "write_bytes": 0.0}
+    )
 
     def __post_init__(self) -> None:
         self._stopped = threading.Event()
@@ -110,6 +114,8 @@ class ResourceSampler:
             before, previous, done_before = self._last
             self._last = (now, counters, done)
             span = max(now - before, 1e-6)
+            for key in self.cumulative:  # a reaped child's counters may leave the tree: clamp
+                self.cumulative[key] += max(0, getattr(counters, key) - getattr(previous, key))
             sample: dict[str, float | None] = {
                 "t": round(now - self.origin, 3),
                 "cpu_cores": round(max(0.0, counters.cpu_seconds - previous.cpu_seconds) / span, 3),
