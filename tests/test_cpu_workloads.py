@@ -30,7 +30,7 @@ from tests.conftest import (
     terminate_with_sigterm,
 )
 from workloads.cpu import compression, hashing, montecarlo, primes, recursion, sorting
-from workloads.runtime.tasks import Task, TaskResult
+from workloads.runtime.iterations import Iteration, IterationResult
 
 # id: (primary unit, checks every run of --iterations 24 must have made)
 WORKLOADS: dict[str, tuple[str, set[str]]] = {
@@ -198,8 +198,8 @@ def test_cpu_workloads_never_import_torch() -> None:
 
 
 # -- in-process helpers --------------------------------------------------------------------------
-def _task(index: int, seed: int = 1, scale: float = 0.02, budget: int = 64 << 20) -> Task:
-    return Task(
+def _iteration(index: int, seed: int = 1, scale: float = 0.02, budget: int = 64 << 20) -> Iteration:
+    return Iteration(
         index=index,
         seed=seed,
         scale=scale,
@@ -211,7 +211,7 @@ def _task(index: int, seed: int = 1, scale: float = 0.02, budget: int = 64 << 20
     )
 
 
-def _failed(result: TaskResult) -> set[str]:
+def _failed(result: IterationResult) -> set[str]:
     return {name for name, check in result.checks.items() if not check.passed}
 
 
@@ -252,7 +252,7 @@ def test_gap_records_up_to_a_million_are_the_known_ones() -> None:
 
 def test_a_wrong_factorization_fails_its_check(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(primes, "factorize", lambda n, checkpoint: [n + 2])
-    assert _failed(primes.iteration(_task(2))) == {
+    assert _failed(primes.one_iteration(_iteration(2))) == {
         "factors are prime and multiply back to the number"
     }
 
@@ -296,7 +296,7 @@ def test_a_broken_sort_fails_its_checks(monkeypatch: pytest.MonkeyPatch) -> None
     algorithms = list(sorting.ALGORITHMS)
     algorithms[0] = sorting.Algorithm("introsort", drops_one, (1 << 16, 1 << 22), 40)
     monkeypatch.setattr(sorting, "ALGORITHMS", tuple(algorithms))
-    assert _failed(sorting.iteration(_task(0))) == {
+    assert _failed(sorting.one_iteration(_iteration(0))) == {
         "output is in order",
         "output is a permutation of the input",
     }
@@ -319,7 +319,7 @@ def test_records_normalise_to_one_text_per_identity() -> None:
 
 def test_a_wrong_digest_fails_its_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hashing.hashlib, "md5", lambda data=b"": hashlib.sha1(data))
-    assert _failed(hashing.iteration(_task(0))) == {
+    assert _failed(hashing.one_iteration(_iteration(0))) == {
         "hash functions reproduce their known-answer vectors"
     }
 
@@ -352,18 +352,18 @@ class _Biased:
 
 
 def test_a_biased_generator_fails_the_pi_check() -> None:
-    task = _task(0, scale=0.2)
-    task.__dict__["rng"] = _Biased()  # in place of the cached seeded generator
-    assert _failed(montecarlo.iteration(task)) == {"pi estimate within its error bound"}
+    iteration = _iteration(0, scale=0.2)
+    iteration.__dict__["rng"] = _Biased()  # in place of the cached seeded generator
+    assert _failed(montecarlo.one_iteration(iteration)) == {"pi estimate within its error bound"}
 
 
 # -- cpu-6 recursion ---------------------------------------------------------------------------
 def test_recursions_equal_their_closed_forms() -> None:
-    visits = recursion.Visits(_task(0))
+    visits = recursion.Visits(_iteration(0))
     for m in range(4):
         for n in range(5):
             assert recursion.ackermann(m, n, visits) == recursion.ackermann_closed_form(m, n)
-    assert recursion.ackermann(3, 3, recursion.Visits(_task(0))) == 61
+    assert recursion.ackermann(3, 3, recursion.Visits(_iteration(0))) == 61
     assert recursion.binomial(30, 12, visits) == math.comb(30, 12)
     assert [recursion.delannoy(n, n, visits) for n in range(5)] == [1, 3, 13, 63, 321]
     assert recursion.delannoy_closed_form(4, 4) == 321
@@ -372,7 +372,7 @@ def test_recursions_equal_their_closed_forms() -> None:
 
 
 def test_tree_walks_count_every_node() -> None:
-    visits = recursion.Visits(_task(0))
+    visits = recursion.Visits(_iteration(0))
     root = None
     keys = [5, 3, 8, 1, 4, 9]
     for key in keys:
@@ -388,7 +388,7 @@ def test_tree_walks_count_every_node() -> None:
 
 def test_an_illegal_hanoi_fails_its_check(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(recursion, "hanoi", lambda disks, visits: ([[], [], []], 2**disks, True))
-    assert _failed(recursion.iteration(_task(2))) == {
+    assert _failed(recursion.one_iteration(_iteration(2))) == {
         "Tower of Hanoi takes 2^n - 1 legal moves and ends in order"
     }
 
@@ -419,11 +419,11 @@ def test_encoded_lengths_and_lzma_presets() -> None:
 def test_every_codec_round_trips_every_kind() -> None:
     kinds = len(compression.KINDS)
     for index in range(len(compression.CODECS) * kinds):
-        result = compression.iteration(_task(index))
+        result = compression.one_iteration(_iteration(index))
         assert not _failed(result), index
 
 
 def test_a_lossy_codec_fails_its_check(monkeypatch: pytest.MonkeyPatch) -> None:
     decompress = zlib.decompress
     monkeypatch.setattr(compression.zlib, "decompress", lambda data: decompress(data)[1:])
-    assert _failed(compression.iteration(_task(0))) == {"round trips give back the original bytes"}
+    assert _failed(compression.one_iteration(_iteration(0))) == {"round trips give back the original bytes"}

@@ -36,7 +36,7 @@ from workloads.gpu.checks import (  # noqa: E402
 )
 from workloads.gpu.synthetic import random_walk_tokens  # noqa: E402
 from workloads.manifest import get_manifest  # noqa: E402
-from workloads.runtime.tasks import Task, TaskResult  # noqa: E402
+from workloads.runtime.iterations import Iteration, IterationResult  # noqa: E402
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA device; torch finds none")
@@ -377,8 +377,8 @@ class FakeContext:
         self.warnings.append(message)
 
 
-def _task(index: int, seed: int = 5) -> Task:
-    return Task(index, seed, 1.0, GiB, 0, 1, threading.Event(), math.inf)
+def _task(index: int, seed: int = 5) -> Iteration:
+    return Iteration(index, seed, 1.0, GiB, 0, 1, threading.Event(), math.inf)
 
 
 def _schedule(low: int, high: int, multiple: int = 1) -> tuple[Any, FakeContext]:
@@ -408,8 +408,8 @@ def test_schedule_rises_and_falls_and_empties_the_cache_at_each_fall(
 
 def test_scheduled_work_steps_at_the_schedule_size() -> None:
     class Work(gpu_device.ScheduledWork[Any]):
-        def _step(self, task: Task, size: int) -> TaskResult:
-            return TaskResult(size=size)
+        def _step(self, iteration: Iteration, size: int) -> IterationResult:
+            return IterationResult(size=size)
 
     ctx = _sizing_context(GiB, 0.5)
     work = Work(ctx, torch.device("cpu"), _sizes("cuda"), _sizes("cpu"))

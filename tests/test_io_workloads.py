@@ -24,8 +24,8 @@ import pytest
 from tests.conftest import ROOT, TINY, assert_valid, documents, only_document, run_cli
 from workloads.io import access, network, sqlite, storage
 from workloads.runtime.filesystems import mount_of
+from workloads.runtime.iterations import IterationResult
 from workloads.runtime.record import Totals
-from workloads.runtime.tasks import TaskResult
 
 IO_WORKLOADS = {
     # id: (primary metric unit, a secondary metric it must report)
@@ -207,7 +207,7 @@ def test_evenly_keeps_a_bounded_spread_of_samples() -> None:
 
 @pytest.mark.parametrize("chunk", [0, 4096])
 def test_write_durably_writes_every_byte_and_counts_them(tmp_path: Path, chunk: int) -> None:
-    data, result = os.urandom(10_000), TaskResult()
+    data, result = os.urandom(10_000), IterationResult()
     counters = ("file_bytes_written", "bytes_written")
     storage.write_durably(tmp_path / "data", data, result, chunk=chunk, byte_counters=counters)
     storage.write_durably(tmp_path / "empty", b"", result)
@@ -226,7 +226,7 @@ def test_a_durable_file_is_closed_after_an_error(tmp_path: Path) -> None:
 
 
 class _StorageContext:
-    """What run_on_storage asks of a Context; run_tasks records its call and may fail."""
+    """What run_on_storage asks of a Context; run_iterations records its call and may fail."""
 
     def __init__(self, folder: Path, fail: bool = False) -> None:
         self.folder, self.fail = folder, fail
@@ -239,15 +239,15 @@ class _StorageContext:
     def note(self, key: str, value: object) -> None:
         self.details[key] = value
 
-    def run_tasks(self, fn: object, *, processes: bool, scratch: bool, rates: Any) -> Totals:
+    def run_iterations(self, fn: object, *, processes: bool, scratch: bool, rates: Any) -> Totals:
         self.runs.append((fn, processes, scratch))
         if self.fail:
             raise MemoryError("out of memory")
         return Totals(iterations=1, workers=1, busy_seconds=1.0)
 
 
-def _iteration(task: object, direct: bool = False) -> TaskResult:
-    return TaskResult()
+def _iteration(iteration: object, direct: bool = False) -> IterationResult:
+    return IterationResult()
 
 
 def test_run_on_storage_records_the_mode_then_the_notes_and_passes_the_choice(

@@ -38,6 +38,8 @@ def test_every_option_has_a_flag_and_a_variable() -> None:
         "--disk": "CLOUDAI_DISK",
         "--sample-interval": "CLOUDAI_SAMPLE_INTERVAL",
         "--progress": "CLOUDAI_PROGRESS",
+        "--metrics-port": "CLOUDAI_METRICS_PORT",
+        "--metrics-textfile": "CLOUDAI_METRICS_TEXTFILE",
     }
 
 

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from workloads.runtime.context import Context
+from workloads.runtime.iterations import Iteration, IterationResult
 from workloads.runtime.rates import Rate, timed
-from workloads.runtime.tasks import Task, TaskResult
 
 KIB, MIB = 1 << 10, 1 << 20
 _STREAM_CHUNK = (16 * KIB, 256 * KIB)
@@ -162,12 +162,12 @@ def encoded_length(codec: Codec, size: int) -> int:
 
 
 # -- one iteration -----------------------------------------------------------------------------
-def _round_trip(codec: Codec, task: Task, data: bytes, result: TaskResult) -> bytes:
-    compress, decompress = _one_shot(codec, task.memory_budget)
+def _round_trip(codec: Codec, iteration: Iteration, data: bytes, result: IterationResult) -> bytes:
+    compress, decompress = _one_shot(codec, iteration.memory_budget)
     timer = "encode" if codec.family == "encode" else "compress"
     with timed(result, timer), timed(result, f"{timer}_{codec.name}"):
         packed = compress(data)
-    task.checkpoint()
+    iteration.checkpoint()
     with timed(result, "decode" if codec.family == "encode" else "decompress"):
         restored = decompress(packed)
     if codec.family == "encode":
@@ -180,14 +180,14 @@ def _round_trip(codec: Codec, task: Task, data: bytes, result: TaskResult) -> by
     return restored
 
 
-def _stream(codec: Codec, task: Task, data: bytes, result: TaskResult) -> bytes:
-    rng = task.rng
-    compressor, decompressor_factory = _compressor(codec, task.memory_budget)
+def _stream(codec: Codec, iteration: Iteration, data: bytes, result: IterationResult) -> bytes:
+    rng = iteration.rng
+    compressor, decompressor_factory = _compressor(codec, iteration.memory_budget)
     view, packed, offset = memoryview(data), [], 0
     chunks = rng.integers(*_STREAM_CHUNK, size=len(data) // _STREAM_CHUNK[0] + 1).tolist()
     with timed(result, "compress"), timed(result, f"compress_{codec.name}"):
         for chunk in chunks:
-            task.checkpoint()
+            iteration.checkpoint()
             packed.append(compressor.compress(view[offset : offset + chunk]))
             offset += chunk
             if offset >= len(data):
@@ -196,33 +196,33 @@ def _stream(codec: Codec, task: Task, data: bytes, result: TaskResult) -> bytes:
     decompressor, restored = decompressor_factory(), []
     with timed(result, "decompress"):
         for piece in packed:
-            task.checkpoint()
+            iteration.checkpoint()
             restored.append(decompressor.decompress(piece))
     result.add(f"out_{codec.name}", sum(map(len, packed)))
     return b"".join(restored)
 
 
-def _size(task: Task, codec: Codec) -> int:
-    high = codec.largest * task.scale
+def _size(iteration: Iteration, codec: Codec) -> int:
+    high = codec.largest * iteration.scale
     low = high / _SMALLEST
-    budget_cap = task.memory_budget
+    budget_cap = iteration.memory_budget
     if codec.name.startswith(("lzma", "stream-lzma")):
-        budget_cap -= _LZMA_MEMORY[lzma_preset(codec.level, task.memory_budget)]
+        budget_cap -= _LZMA_MEMORY[lzma_preset(codec.level, iteration.memory_budget)]
     high = min(high, max(KIB, budget_cap / _COPIES))
-    return max(256, int(task.grow(min(low, high), high, period=_GROWTH_PERIOD)))
+    return max(256, int(iteration.grow(min(low, high), high, period=_GROWTH_PERIOD)))
 
 
-def iteration(task: Task) -> TaskResult:
-    codec = CODECS[task.index % len(CODECS)]
-    kind = tuple(KINDS)[task.index // len(CODECS) % len(KINDS)]
-    size = _size(task, codec)
-    result = TaskResult(size=size)
-    data = KINDS[kind](task.rng, size)
-    task.checkpoint()
+def one_iteration(iteration: Iteration) -> IterationResult:
+    codec = CODECS[iteration.index % len(CODECS)]
+    kind = tuple(KINDS)[iteration.index // len(CODECS) % len(KINDS)]
+    size = _size(iteration, codec)
+    result = IterationResult(size=size)
+    data = KINDS[kind](iteration.rng, size)
+    iteration.checkpoint()
     if codec.family == "stream":
-        restored = _stream(codec, task, data, result)
+        restored = _stream(codec, iteration, data, result)
     else:
-        restored = _round_trip(codec, task, data, result)
+        restored = _round_trip(codec, iteration, data, result)
     result.check(
         "round trips give back the original bytes",
         restored == data,
@@ -244,7 +244,7 @@ RATES = {
 
 
 def run(ctx: Context) -> None:
-    totals = ctx.run_tasks(iteration, rates=RATES)
+    totals = ctx.run_iterations(one_iteration, rates=RATES)
     work = totals.work
     for codec in CODECS:
         if work.get(f"in_{codec.name}"):

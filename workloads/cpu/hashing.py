@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from workloads.runtime.context import Context
+from workloads.runtime.iterations import Iteration, IterationResult
 from workloads.runtime.rates import Rate, timed
-from workloads.runtime.tasks import Task, TaskResult
 
 KIB, MIB = 1 << 10, 1 << 20
 # Sizes at scale 1, chosen so one iteration takes well under half a second on one core.
@@ -137,15 +137,15 @@ def hmac_by_definition(key: bytes, message: bytes, name: str) -> bytes:
     return new(bytes(k ^ 0x5C for k in key) + inner).digest()
 
 
-def _size(task: Task, bounds: tuple[float, float], minimum: int = 1) -> int:
-    low, high = (max(minimum, bound * task.scale) for bound in bounds)
-    return max(minimum, int(task.grow(low, high, period=_GROWTH_PERIOD)))
+def _size(iteration: Iteration, bounds: tuple[float, float], minimum: int = 1) -> int:
+    low, high = (max(minimum, bound * iteration.scale) for bound in bounds)
+    return max(minimum, int(iteration.grow(low, high, period=_GROWTH_PERIOD)))
 
 
 # -- the operations ------------------------------------------------------------------------------
-def _digest(task: Task, name: str, result: TaskResult) -> None:
-    rng = task.rng
-    size = min(_size(task, _BULK_BYTES, 4 * KIB), task.memory_budget // 4)
+def _digest(iteration: Iteration, name: str, result: IterationResult) -> None:
+    rng = iteration.rng
+    size = min(_size(iteration, _BULK_BYTES, 4 * KIB), iteration.memory_budget // 4)
     result.size = size
     data = memoryview(rng.bytes(size))
     chunks = rng.integers(*_STREAM_CHUNK, endpoint=True, size=size // _STREAM_CHUNK[1] * 2 + 1)
@@ -158,7 +158,7 @@ def _digest(task: Task, name: str, result: TaskResult) -> None:
             offset += chunk
             if offset >= size:
                 break
-        task.checkpoint()
+        iteration.checkpoint()
         if offset < size:
             streaming.update(data[offset:])
     result.check(
@@ -171,9 +171,9 @@ def _digest(task: Task, name: str, result: TaskResult) -> None:
     result.fingerprint_with("digest", name, size, whole)
 
 
-def _hmac(task: Task, name: str, result: TaskResult) -> None:
-    rng = task.rng
-    count = _size(task, _HMAC_MESSAGES, 16)
+def _hmac(iteration: Iteration, name: str, result: IterationResult) -> None:
+    rng = iteration.rng
+    count = _size(iteration, _HMAC_MESSAGES, 16)
     result.size = count
     key = rng.bytes(int(rng.integers(16, 129)))
     pool = rng.bytes(64 * KIB + _HMAC_MESSAGE_BYTES[1])
@@ -183,7 +183,7 @@ def _hmac(task: Task, name: str, result: TaskResult) -> None:
     with timed(result, "hmac"):
         for number, (offset, length) in enumerate(zip(offsets, lengths, strict=True)):
             if number % _CHECK_EVERY == 0:
-                task.checkpoint()
+                iteration.checkpoint()
             macs.append(hmac.digest(key, pool[offset : offset + length], name))
     recomputed = all(
         hmac_by_definition(key, pool[offsets[i] : offsets[i] + lengths[i]], name) == macs[i]
@@ -200,20 +200,20 @@ def _hmac(task: Task, name: str, result: TaskResult) -> None:
     result.fingerprint_with("hmac", name, count, hashlib.sha256(b"".join(macs)).digest())
 
 
-def _chain(task: Task, name: str, result: TaskResult) -> None:
-    links = _size(task, _CHAIN_LINKS, _CHAIN_SEGMENTS)
+def _chain(iteration: Iteration, name: str, result: IterationResult) -> None:
+    links = _size(iteration, _CHAIN_LINKS, _CHAIN_SEGMENTS)
     result.size = links
     new = _constructor(name)
     segment = links // _CHAIN_SEGMENTS
-    link = task.rng.bytes(32)
+    link = iteration.rng.bytes(32)
     saved = [link]
     with timed(result, "chain"):
         for _ in range(_CHAIN_SEGMENTS):
-            task.checkpoint()
+            iteration.checkpoint()
             for _ in range(segment):
                 link = new(link).digest()
             saved.append(link)
-    stretch = int(task.rng.integers(_CHAIN_SEGMENTS))
+    stretch = int(iteration.rng.integers(_CHAIN_SEGMENTS))
     again = saved[stretch]
     for _ in range(segment):
         again = new(again).digest()
@@ -227,14 +227,14 @@ def _chain(task: Task, name: str, result: TaskResult) -> None:
     result.fingerprint_with("chain", name, links, link)
 
 
-def _pbkdf2(task: Task, password: bytes, salt: bytes, result: TaskResult) -> None:
+def _pbkdf2(iteration: Iteration, password: bytes, salt: bytes, result: IterationResult) -> None:
     """A chain of PBKDF2 derivations, each key the password of the next."""
-    name = _PBKDF2_HASHES[task.index // (2 * len(_OPERATIONS)) % len(_PBKDF2_HASHES)]
-    iterations = max(1_000, int(_PBKDF2_ITERATIONS * task.scale))
-    keys = int(task.grow(*_PBKDF2_KEYS, period=_GROWTH_PERIOD))
+    name = _PBKDF2_HASHES[iteration.index // (2 * len(_OPERATIONS)) % len(_PBKDF2_HASHES)]
+    iterations = max(1_000, int(_PBKDF2_ITERATIONS * iteration.scale))
+    keys = int(iteration.grow(*_PBKDF2_KEYS, period=_GROWTH_PERIOD))
     result.size = keys * iterations
     for _ in range(keys):
-        task.checkpoint()
+        iteration.checkpoint()
         with timed(result, "pbkdf2"):
             password = hashlib.pbkdf2_hmac(name, password, salt, iterations)
         result.fingerprint_with("pbkdf2", name, iterations, password)
@@ -242,13 +242,13 @@ def _pbkdf2(task: Task, password: bytes, salt: bytes, result: TaskResult) -> Non
     result.add("pbkdf2_keys", keys)
 
 
-def _scrypt(task: Task, password: bytes, salt: bytes, result: TaskResult) -> None:
+def _scrypt(iteration: Iteration, password: bytes, salt: bytes, result: IterationResult) -> None:
     """One scrypt derivation: N (memory) follows the scale and the budget, p (time) grows."""
-    log2_n = int(np.clip(round(_SCRYPT_LOG2_N + np.log2(task.scale)), 4, _SCRYPT_LOG2_N))
+    log2_n = int(np.clip(round(_SCRYPT_LOG2_N + np.log2(iteration.scale)), 4, _SCRYPT_LOG2_N))
     memory = 128 * _SCRYPT_R * (1 << log2_n)
-    while memory > task.memory_budget // 2 and log2_n > 4:
+    while memory > iteration.memory_budget // 2 and log2_n > 4:
         log2_n, memory = log2_n - 1, memory // 2
-    lanes = int(task.grow(*_SCRYPT_PARALLEL, period=_GROWTH_PERIOD))
+    lanes = int(iteration.grow(*_SCRYPT_PARALLEL, period=_GROWTH_PERIOD))
     result.size = lanes << log2_n
     with timed(result, "scrypt"):
         key = hashlib.scrypt(
@@ -267,13 +267,13 @@ def password_vectors_hold() -> bool:
     return pbkdf2 and scrypt
 
 
-def _password(task: Task, name: str, result: TaskResult) -> None:
-    rng = task.rng
+def _password(iteration: Iteration, name: str, result: IterationResult) -> None:
+    rng = iteration.rng
     password, salt = rng.bytes(int(rng.integers(8, 33))), rng.bytes(16)
-    if task.index // len(_OPERATIONS) % 2 == 0:
-        _pbkdf2(task, password, salt, result)
+    if iteration.index // len(_OPERATIONS) % 2 == 0:
+        _pbkdf2(iteration, password, salt, result)
     else:
-        _scrypt(task, password, salt, result)
+        _scrypt(iteration, password, salt, result)
     result.check(
         "password hashing reproduces the RFC 6070 and RFC 7914 vectors", password_vectors_hold()
     )
@@ -292,9 +292,9 @@ def normalise(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
-def _strings(task: Task, name: str, result: TaskResult) -> None:
-    rng = task.rng
-    count = min(_size(task, _RECORDS, 16), max(16, task.memory_budget // _RECORD_BYTES))
+def _strings(iteration: Iteration, name: str, result: IterationResult) -> None:
+    rng = iteration.rng
+    count = min(_size(iteration, _RECORDS, 16), max(16, iteration.memory_budget // _RECORD_BYTES))
     result.size = count
     identities = rng.integers(0, max(1, int(count * _DISTINCT_SHARE)), count).tolist()
     new = _constructor(name)
@@ -303,7 +303,7 @@ def _strings(task: Task, name: str, result: TaskResult) -> None:
     with timed(result, "strings"):
         for number, identity in enumerate(identities):
             if number % _CHECK_EVERY == 0:
-                task.checkpoint()
+                iteration.checkpoint()
             text = normalise(record_text(identity)).encode()
             distinct.add(new(text).hexdigest())
             hashed += len(text)
@@ -329,11 +329,11 @@ _RUN = {
 }
 
 
-def iteration(task: Task) -> TaskResult:
-    operation = _OPERATIONS[task.index % len(_OPERATIONS)]
-    name = ALGORITHMS[task.index // len(_OPERATIONS) % len(ALGORITHMS)]
-    result = TaskResult()
-    _RUN[operation](task, name, result)
+def one_iteration(iteration: Iteration) -> IterationResult:
+    operation = _OPERATIONS[iteration.index % len(_OPERATIONS)]
+    name = ALGORITHMS[iteration.index // len(_OPERATIONS) % len(ALGORITHMS)]
+    result = IterationResult()
+    _RUN[operation](iteration, name, result)
     return result
 
 
@@ -346,7 +346,7 @@ RATES = {
 
 
 def run(ctx: Context) -> None:
-    totals = ctx.run_tasks(iteration, rates=RATES)
+    totals = ctx.run_iterations(one_iteration, rates=RATES)
     per_algorithm = {
         f"{name}_mb_s": Rate(f"bytes_{name}", [f"digest_{name}"], "MB/s", 1e6)
         for name in ALGORITHMS

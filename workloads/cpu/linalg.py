@@ -15,8 +15,8 @@ from collections.abc import Callable
 import numpy as np
 
 from workloads.runtime.context import Context
+from workloads.runtime.iterations import Iteration, IterationResult
 from workloads.runtime.rates import Rate, seconds_counter, timed
-from workloads.runtime.tasks import Task, TaskResult
 
 # Size range at scale 1 (n of an n x n matrix), chosen so one operation takes well under a
 # second on one core, and the number of n x n float64 matrices each operation holds at once.
@@ -40,14 +40,14 @@ _OPERATIONS = tuple(_SIZES)
 _TOLERANCE = 1e-12
 
 
-def _size(task: Task, operation: str) -> int:
-    low, high = (bound * task.scale ** (1 / 3) for bound in _SIZES[operation])
-    fits = (task.memory_budget / (8 * _MATRICES[operation])) ** 0.5
+def _size(iteration: Iteration, operation: str) -> int:
+    low, high = (bound * iteration.scale ** (1 / 3) for bound in _SIZES[operation])
+    fits = (iteration.memory_budget / (8 * _MATRICES[operation])) ** 0.5
     high = max(8.0, min(high, fits))
-    return int(task.grow(min(low, high), high))
+    return int(iteration.grow(min(low, high), high))
 
 
-def _matmul(rng: np.random.Generator, n: int, result: TaskResult) -> None:
+def _matmul(rng: np.random.Generator, n: int, result: IterationResult) -> None:
     a = rng.integers(-4, 5, size=(n, n)).astype(np.float64)
     b = rng.integers(-4, 5, size=(n, n)).astype(np.float64)
     product = a @ b
@@ -63,7 +63,7 @@ def _matmul(rng: np.random.Generator, n: int, result: TaskResult) -> None:
     result.fingerprint_with(float(product.sum()), product[rows].tobytes())
 
 
-def _eigh(rng: np.random.Generator, n: int, result: TaskResult) -> None:
+def _eigh(rng: np.random.Generator, n: int, result: IterationResult) -> None:
     x = rng.standard_normal((n, n))
     a = (x + x.T) / 2
     values, vectors = np.linalg.eigh(a)
@@ -73,7 +73,7 @@ def _eigh(rng: np.random.Generator, n: int, result: TaskResult) -> None:
     )
 
 
-def _det(rng: np.random.Generator, n: int, result: TaskResult) -> None:
+def _det(rng: np.random.Generator, n: int, result: IterationResult) -> None:
     # A = L U with a unit lower-triangular L: det(A) is the product of U's diagonal.
     lower = np.tril(rng.uniform(-1, 1, (n, n)) / n, -1) + np.eye(n)
     diagonal = rng.uniform(0.5, 2.0, n) * rng.choice([-1.0, 1.0], n)
@@ -91,7 +91,7 @@ def _det(rng: np.random.Generator, n: int, result: TaskResult) -> None:
     )
 
 
-def _svd(rng: np.random.Generator, n: int, result: TaskResult) -> None:
+def _svd(rng: np.random.Generator, n: int, result: IterationResult) -> None:
     a = rng.standard_normal((n, n))
     u, s, vt = np.linalg.svd(a)
     residual = float(np.max(np.abs((u * s) @ vt - a)) / np.max(np.abs(a)))
@@ -103,7 +103,7 @@ def _svd(rng: np.random.Generator, n: int, result: TaskResult) -> None:
     )
 
 
-def _qr(rng: np.random.Generator, n: int, result: TaskResult) -> None:
+def _qr(rng: np.random.Generator, n: int, result: IterationResult) -> None:
     a = rng.standard_normal((n, n))
     q, r = np.linalg.qr(a)
     residual = float(np.max(np.abs(q @ r - a)) / np.max(np.abs(a)))
@@ -118,20 +118,22 @@ def _qr(rng: np.random.Generator, n: int, result: TaskResult) -> None:
 _RUN = {"matmul": _matmul, "eigh": _eigh, "det": _det, "svd": _svd, "qr": _qr}
 
 
-def iteration(task: Task) -> TaskResult:
-    operation = _OPERATIONS[task.index % len(_OPERATIONS)]
-    n = _size(task, operation)
-    result = TaskResult(size=n)
+def one_iteration(iteration: Iteration) -> IterationResult:
+    operation = _OPERATIONS[iteration.index % len(_OPERATIONS)]
+    n = _size(iteration, operation)
+    result = IterationResult(size=n)
     result.fingerprint_with(operation, n)
     with timed(result, operation):
-        _RUN[operation](task.rng, n, result)
+        _RUN[operation](iteration.rng, n, result)
     result.add(f"flops_{operation}", _FLOPS[operation](n))
     result.add("flops", _FLOPS[operation](n))
     return result
 
 
 def run(ctx: Context) -> None:
-    totals = ctx.run_tasks(iteration, rates={"linalg_gflops": Rate("flops", (), "GFLOP/s", 1e9)})
+    totals = ctx.run_iterations(
+        one_iteration, rates={"linalg_gflops": Rate("flops", (), "GFLOP/s", 1e9)}
+    )
     per_operation = {
         f"{operation}_gflops": Rate(f"flops_{operation}", [operation], "GFLOP/s", 1e9)
         for operation in _OPERATIONS

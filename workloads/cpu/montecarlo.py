@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from workloads.runtime.context import Context
+from workloads.runtime.iterations import Iteration, IterationResult
 from workloads.runtime.rates import Rate, per_operation_rates, timed
-from workloads.runtime.tasks import Task, TaskResult
 
 # Samples per iteration at scale 1, the largest chosen so an iteration takes about 0.2 s.
 _SAMPLES = {
@@ -85,15 +85,15 @@ def _chunks(total: int, chunk: int) -> Iterator[int]:
         yield min(chunk, total - start)
 
 
-def _chunk_size(task: Task) -> int:
-    return max(1 << 10, min(_CHUNK, task.memory_budget // _CHUNK_BYTES))
+def _chunk_size(iteration: Iteration) -> int:
+    return max(1 << 10, min(_CHUNK, iteration.memory_budget // _CHUNK_BYTES))
 
 
 # -- the simulations -----------------------------------------------------------------------------
-def _pi(task: Task, n: int, result: TaskResult) -> None:
-    rng, inside = task.rng, 0
-    for size in _chunks(n, _chunk_size(task)):
-        task.checkpoint()
+def _pi(iteration: Iteration, n: int, result: IterationResult) -> None:
+    rng, inside = iteration.rng, 0
+    for size in _chunks(n, _chunk_size(iteration)):
+        iteration.checkpoint()
         x, y = rng.random(size), rng.random(size)
         inside += int(np.count_nonzero(x * x + y * y <= 1.0))
     estimate = 4 * inside / n
@@ -109,13 +109,13 @@ def _pi(task: Task, n: int, result: TaskResult) -> None:
     result.fingerprint_with("pi", n, inside)
 
 
-def _walk(task: Task, n: int, result: TaskResult) -> None:
-    rng = task.rng
+def _walk(iteration: Iteration, n: int, result: IterationResult) -> None:
+    rng = iteration.rng
     walkers = int(rng.integers(*_WALKERS))
     steps = max(1, n // walkers)
     position = np.zeros(walkers, dtype=np.int64)
-    for size in _chunks(steps, max(1, _chunk_size(task) // walkers)):
-        task.checkpoint()
+    for size in _chunks(steps, max(1, _chunk_size(iteration) // walkers)):
+        iteration.checkpoint()
         heads = rng.integers(0, 2, size=(walkers, size), dtype=np.int8)
         position += 2 * heads.sum(axis=1, dtype=np.int64) - size
     mean = float(position.mean())
@@ -133,12 +133,12 @@ def _walk(task: Task, n: int, result: TaskResult) -> None:
     result.size = walkers * steps
 
 
-def _integral(task: Task, n: int, result: TaskResult) -> None:
-    rng = task.rng
-    integrand = INTEGRANDS[task.index // len(_OPERATIONS) % len(INTEGRANDS)]
+def _integral(iteration: Iteration, n: int, result: IterationResult) -> None:
+    rng = iteration.rng
+    integrand = INTEGRANDS[iteration.index // len(_OPERATIONS) % len(INTEGRANDS)]
     total = squares = 0.0
-    for size in _chunks(n, _chunk_size(task)):
-        task.checkpoint()
+    for size in _chunks(n, _chunk_size(iteration)):
+        iteration.checkpoint()
         values = integrand.f(rng.random(size))
         total += float(values.sum())
         squares += float(np.dot(values, values))
@@ -152,13 +152,13 @@ def _integral(task: Task, n: int, result: TaskResult) -> None:
     result.fingerprint_with("integral", integrand.name, n, round(estimate, 6))
 
 
-def _coins(task: Task, n: int, result: TaskResult) -> None:
-    rng = task.rng
+def _coins(iteration: Iteration, n: int, result: IterationResult) -> None:
+    rng = iteration.rng
     bias = float(rng.uniform(0.05, 0.95))
     heads = changes = 0
     last: bool | None = None
-    for size in _chunks(n, _chunk_size(task)):
-        task.checkpoint()
+    for size in _chunks(n, _chunk_size(iteration)):
+        iteration.checkpoint()
         flips = rng.random(size) < bias
         heads += int(np.count_nonzero(flips))
         changes += int(np.count_nonzero(flips[1:] != flips[:-1]))
@@ -177,13 +177,13 @@ def _coins(task: Task, n: int, result: TaskResult) -> None:
 _RUN = {"pi": _pi, "walk": _walk, "integral": _integral, "coins": _coins}
 
 
-def iteration(task: Task) -> TaskResult:
-    operation = _OPERATIONS[task.index % len(_OPERATIONS)]
-    low, high = (max(1_000, bound * task.scale) for bound in _SAMPLES[operation])
-    n = int(task.grow(low, high, period=_GROWTH_PERIOD))
-    result = TaskResult(size=n)
+def one_iteration(iteration: Iteration) -> IterationResult:
+    operation = _OPERATIONS[iteration.index % len(_OPERATIONS)]
+    low, high = (max(1_000, bound * iteration.scale) for bound in _SAMPLES[operation])
+    n = int(iteration.grow(low, high, period=_GROWTH_PERIOD))
+    result = IterationResult(size=n)
     with timed(result, operation):
-        _RUN[operation](task, n, result)
+        _RUN[operation](iteration, n, result)
     samples = int(result.size or n)
     result.add("samples", samples)
     result.add(f"samples_{operation}", samples)
@@ -192,7 +192,7 @@ def iteration(task: Task) -> TaskResult:
 
 def run(ctx: Context) -> None:
     rates = {"samples_per_s": Rate("samples", _OPERATIONS, "samples/s")}
-    totals = ctx.run_tasks(iteration, rates=rates)
+    totals = ctx.run_iterations(one_iteration, rates=rates)
     ctx.report_rates(totals, per_operation_rates(totals, "samples", _OPERATIONS, "samples/s"))
     points = int(totals.work.get("pi_points", 0))
     if points:

@@ -23,8 +23,8 @@ from math import gcd, isqrt, log, prod
 import numpy as np
 
 from workloads.runtime.context import Context
+from workloads.runtime.iterations import Iteration, IterationResult
 from workloads.runtime.rates import Rate, timed
-from workloads.runtime.tasks import Task, TaskResult
 
 # Sizes at scale 1, chosen so one iteration takes well under half a second on one core.
 _SIEVE_LIMIT = (1_000_000, 100_000_000)  # N, the sieve's upper bound
@@ -255,16 +255,16 @@ def _gap_records(primes: np.ndarray, previous: int, record: int) -> list[tuple[i
     return [(int(gaps[i]), int(primes[i])) for i in where]
 
 
-def _sieve(task: Task, result: TaskResult) -> None:
-    limit = int(task.grow(*(max(1_000, bound * task.scale) for bound in _SIEVE_LIMIT)))
+def _sieve(iteration: Iteration, result: IterationResult) -> None:
+    limit = int(iteration.grow(*(max(1_000, bound * iteration.scale) for bound in _SIEVE_LIMIT)))
     result.size = limit
-    segment = max(1 << 12, min(_SEGMENT_BYTES, task.memory_budget // 16))
+    segment = max(1 << 12, min(_SEGMENT_BYTES, iteration.memory_budget // 16))
     base = primes_up_to(isqrt(limit))
     count, previous, twins = 0, 0, 0
     records: list[tuple[int, int]] = []
     counts_at_powers: dict[int, int] = {}
     for low in range(0, limit + 1, segment):
-        task.checkpoint()
+        iteration.checkpoint()
         high = min(low + segment, limit + 1)
         primes = primes_in_window(low, high, base)
         for power in KNOWN_PRIME_COUNTS:
@@ -299,15 +299,15 @@ def _sieve(task: Task, result: TaskResult) -> None:
     result.fingerprint_with("sieve", limit, count, previous, twins, records)
 
 
-def _primality(task: Task, result: TaskResult) -> None:
-    rng = task.rng
+def _primality(iteration: Iteration, result: IterationResult) -> None:
+    rng = iteration.rng
     start = int(np.exp(rng.uniform(log(_WINDOW_START[0]), log(_WINDOW_START[1])))) | 1
-    length = int(task.grow(*(max(200, bound * task.scale) for bound in _WINDOW_LENGTH)))
+    length = int(iteration.grow(*(max(200, bound * iteration.scale) for bound in _WINDOW_LENGTH)))
     result.size = length
     found = []
     for offset, candidate in enumerate(range(start, start + length, 2)):
         if offset % _CHECK_EVERY == 0:
-            task.checkpoint()
+            iteration.checkpoint()
         if is_prime(candidate):
             found.append(candidate)
     sieved = primes_in_window(start, start + length).tolist()
@@ -321,22 +321,22 @@ def _primality(task: Task, result: TaskResult) -> None:
     result.fingerprint_with("primality", start, length, found)
 
 
-def _factorization(task: Task, result: TaskResult) -> None:
-    rng = task.rng
+def _factorization(iteration: Iteration, result: IterationResult) -> None:
+    rng = iteration.rng
     # Work grows as 2^(bits/4): the scale shifts the largest size by 4 log2(scale) bits.
-    high = max(_FACTOR_BITS[0], round(_FACTOR_BITS[1] + 4 * np.log2(task.scale)))
-    bits = int(task.grow(_FACTOR_BITS[0], high))
+    high = max(_FACTOR_BITS[0], round(_FACTOR_BITS[1] + 4 * np.log2(iteration.scale)))
+    bits = int(iteration.grow(_FACTOR_BITS[0], high))
     result.size = bits
     numbers = int(np.clip(_FACTOR_STEPS >> (bits // 4), *_NUMBERS_FACTORED))
     correct = True
     for number in range(numbers):
-        task.checkpoint()
+        iteration.checkpoint()
         if number % 2 == 0:  # a semiprime: the hard case
             p, q = _random_prime(rng, bits // 2), _random_prime(rng, bits - bits // 2)
             n, expected = p * q, sorted((p, q))
         else:
             n, expected = _random_integer(rng, bits), None
-        factors = factorize(n, task.checkpoint)
+        factors = factorize(n, iteration.checkpoint)
         correct &= prod(factors) == n and all(is_prime(f) for f in factors)
         correct &= expected is None or factors == expected
         result.add("prime_factors", len(factors))
@@ -352,11 +352,11 @@ def _factorization(task: Task, result: TaskResult) -> None:
 _RUN = {"sieve": _sieve, "primality": _primality, "factorization": _factorization}
 
 
-def iteration(task: Task) -> TaskResult:
-    operation = _OPERATIONS[task.index % len(_OPERATIONS)]
-    result = TaskResult()
+def one_iteration(iteration: Iteration) -> IterationResult:
+    operation = _OPERATIONS[iteration.index % len(_OPERATIONS)]
+    result = IterationResult()
     with timed(result, operation):
-        _RUN[operation](task, result)
+        _RUN[operation](iteration, result)
     return result
 
 
@@ -369,5 +369,5 @@ RATES = {
 
 
 def run(ctx: Context) -> None:
-    ctx.run_tasks(iteration, rates=RATES)
+    ctx.run_iterations(one_iteration, rates=RATES)
     ctx.note("primality_test", "deterministic Miller-Rabin, bases 2..37")

@@ -24,8 +24,8 @@ import sys
 from math import comb, log2
 
 from workloads.runtime.context import Context
+from workloads.runtime.iterations import Iteration, IterationResult
 from workloads.runtime.rates import Rate, per_operation_rates, timed
-from workloads.runtime.tasks import Task, TaskResult
 
 # Sizes at scale 1, the largest chosen so an iteration takes about 0.2 s on one core. Sizes whose
 # work grows exponentially (disks, heights, Ackermann's n) shift with log2 of the scale.
@@ -52,8 +52,8 @@ class Visits:
 
     __slots__ = ("checkpoint", "count")
 
-    def __init__(self, task: Task) -> None:
-        self.count, self.checkpoint = 0, task.checkpoint
+    def __init__(self, iteration: Iteration) -> None:
+        self.count, self.checkpoint = 0, iteration.checkpoint
 
     def tick(self) -> None:
         self.count += 1
@@ -202,28 +202,30 @@ def count_tree(node: Node | None, visits: Visits) -> tuple[int, int, int]:
 
 
 # -- the operations ------------------------------------------------------------------------------
-def _exponential_size(task: Task, bounds: tuple[int, int], base: float = 2.0) -> int:
+def _exponential_size(iteration: Iteration, bounds: tuple[int, int], base: float = 2.0) -> int:
     """A size whose work grows as base^size: the scale shifts the largest by log_base(scale)."""
     low, high = bounds
-    high = max(low, round(high + log2(task.scale) / log2(base)))
-    return round(task.grow(low, high, period=_GROWTH_PERIOD))
+    high = max(low, round(high + log2(iteration.scale) / log2(base)))
+    return round(iteration.grow(low, high, period=_GROWTH_PERIOD))
 
 
-def _linear_size(task: Task, bounds: tuple[int, int], minimum: int = 100) -> int:
+def _linear_size(iteration: Iteration, bounds: tuple[int, int], minimum: int = 100) -> int:
     """A size whose work grows in proportion to it: the scale multiplies it."""
-    low, high = (max(minimum, bound * task.scale) for bound in bounds)
-    return int(task.grow(low, high, period=_GROWTH_PERIOD))
+    low, high = (max(minimum, bound * iteration.scale) for bound in bounds)
+    return int(iteration.grow(low, high, period=_GROWTH_PERIOD))
 
 
-def _memo(task: Task, visits: Visits, result: TaskResult) -> None:
-    states = min(_linear_size(task, _MEMO_STATES), task.memory_budget // _MEMO_STATE_BYTES)
-    if task.index // len(_OPERATIONS) % 2 == 0:
+def _memo(iteration: Iteration, visits: Visits, result: IterationResult) -> None:
+    states = min(
+        _linear_size(iteration, _MEMO_STATES), iteration.memory_budget // _MEMO_STATE_BYTES
+    )
+    if iteration.index // len(_OPERATIONS) % 2 == 0:
         n = int((4 * states) ** 0.5)  # C(n, n/2) memoises about n^2 / 4 states
-        k = n // 2 - int(task.rng.integers(0, n // 8 + 1))
+        k = n // 2 - int(iteration.rng.integers(0, n // 8 + 1))
         value, expected, label = binomial(n, k, visits), comb(n, k), f"C({n}, {k})"
     else:
         m = int(states**0.5)
-        n = m + int(task.rng.integers(0, m // 4 + 1))
+        n = m + int(iteration.rng.integers(0, m // 4 + 1))
         value, expected = delannoy(m, n, visits), delannoy_closed_form(m, n)
         label = f"D({m}, {n})"
     result.size = states
@@ -231,9 +233,9 @@ def _memo(task: Task, visits: Visits, result: TaskResult) -> None:
     result.fingerprint_with("memo", label, value % (1 << 64))
 
 
-def _ackermann(task: Task, visits: Visits, result: TaskResult) -> None:
-    n = min(_exponential_size(task, _ACKERMANN_N, base=4.0), _ACKERMANN_DEEPEST)
-    small = int(task.rng.integers(n, 20 * n))  # A(2, k) takes about 2 k^2 calls
+def _ackermann(iteration: Iteration, visits: Visits, result: IterationResult) -> None:
+    n = min(_exponential_size(iteration, _ACKERMANN_N, base=4.0), _ACKERMANN_DEEPEST)
+    small = int(iteration.rng.integers(n, 20 * n))  # A(2, k) takes about 2 k^2 calls
     cases = [(3, n), (2, small), (1, small)]
     values = [ackermann(m, k, visits) for m, k in cases]
     expected = [ackermann_closed_form(m, k) for m, k in cases]
@@ -246,8 +248,8 @@ def _ackermann(task: Task, visits: Visits, result: TaskResult) -> None:
     result.fingerprint_with("ackermann", cases, values)
 
 
-def _hanoi(task: Task, visits: Visits, result: TaskResult) -> None:
-    disks = _exponential_size(task, _HANOI_DISKS)
+def _hanoi(iteration: Iteration, visits: Visits, result: IterationResult) -> None:
+    disks = _exponential_size(iteration, _HANOI_DISKS)
     pegs, moves, legal = hanoi(disks, visits)
     result.size = disks
     result.check(
@@ -258,9 +260,9 @@ def _hanoi(task: Task, visits: Visits, result: TaskResult) -> None:
     result.fingerprint_with("hanoi", disks, moves)
 
 
-def _random_tree(task: Task, visits: Visits, result: TaskResult) -> None:
-    count = min(_linear_size(task, _TREE_KEYS), task.memory_budget // _TREE_NODE_BYTES)
-    keys = task.rng.permutation(count * 4)[:count].tolist()
+def _random_tree(iteration: Iteration, visits: Visits, result: IterationResult) -> None:
+    count = min(_linear_size(iteration, _TREE_KEYS), iteration.memory_budget // _TREE_NODE_BYTES)
+    keys = iteration.rng.permutation(count * 4)[:count].tolist()
     root = None
     for key in keys:
         root = insert(root, key, visits)
@@ -281,9 +283,9 @@ def _random_tree(task: Task, visits: Visits, result: TaskResult) -> None:
     result.fingerprint_with("tree", count, depth, walks[1][: 1 << 10], walks[2][: 1 << 10])
 
 
-def _perfect_tree(task: Task, visits: Visits, result: TaskResult) -> None:
-    levels = _exponential_size(task, _PERFECT_HEIGHT)
-    levels = min(levels, int(log2(max(2.0, task.memory_budget / _TREE_NODE_BYTES))))
+def _perfect_tree(iteration: Iteration, visits: Visits, result: IterationResult) -> None:
+    levels = _exponential_size(iteration, _PERFECT_HEIGHT)
+    levels = min(levels, int(log2(max(2.0, iteration.memory_budget / _TREE_NODE_BYTES))))
     root = perfect_tree(levels, visits)
     nodes, leaves, depths = count_tree(root, visits)
     h = levels - 1  # the height of the tree, counted in edges
@@ -296,22 +298,22 @@ def _perfect_tree(task: Task, visits: Visits, result: TaskResult) -> None:
     result.fingerprint_with("perfect", levels, nodes, leaves, depths)
 
 
-def _tree(task: Task, visits: Visits, result: TaskResult) -> None:
-    if task.index // len(_OPERATIONS) % 2 == 0:
-        _random_tree(task, visits, result)
+def _tree(iteration: Iteration, visits: Visits, result: IterationResult) -> None:
+    if iteration.index // len(_OPERATIONS) % 2 == 0:
+        _random_tree(iteration, visits, result)
     else:
-        _perfect_tree(task, visits, result)
+        _perfect_tree(iteration, visits, result)
 
 
 _RUN = {"memo": _memo, "ackermann": _ackermann, "hanoi": _hanoi, "tree": _tree}
 
 
-def iteration(task: Task) -> TaskResult:
+def one_iteration(iteration: Iteration) -> IterationResult:
     sys.setrecursionlimit(max(sys.getrecursionlimit(), _RECURSION_LIMIT))
-    operation = _OPERATIONS[task.index % len(_OPERATIONS)]
-    result, visits = TaskResult(), Visits(task)
+    operation = _OPERATIONS[iteration.index % len(_OPERATIONS)]
+    result, visits = IterationResult(), Visits(iteration)
     with timed(result, operation):
-        _RUN[operation](task, visits, result)
+        _RUN[operation](iteration, visits, result)
     result.add("nodes", visits.count)
     result.add(f"nodes_{operation}", visits.count)
     return result
@@ -319,5 +321,5 @@ def iteration(task: Task) -> TaskResult:
 
 def run(ctx: Context) -> None:
     rates = {"nodes_visited_per_s": Rate("nodes", _OPERATIONS, "nodes/s")}
-    totals = ctx.run_tasks(iteration, rates=rates)
+    totals = ctx.run_iterations(one_iteration, rates=rates)
     ctx.report_rates(totals, per_operation_rates(totals, "nodes", _OPERATIONS, "nodes/s"))

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from workloads.runtime.context import Context
+from workloads.runtime.iterations import Iteration, IterationResult
 from workloads.runtime.rates import Rate, per_operation_rates, timed
-from workloads.runtime.tasks import Task, TaskResult
 
 
 # -- the algorithms ----------------------------------------------------------------------------
@@ -159,13 +159,13 @@ def _samples(values: np.ndarray) -> bytes:
 
 
 # -- one iteration -----------------------------------------------------------------------------
-def _size(task: Task, algorithm: Algorithm) -> int:
-    low, high = (bound * task.scale for bound in algorithm.sizes)
-    high = min(high, task.memory_budget / algorithm.bytes_per_element)
-    return max(_FEW, int(task.grow(min(low, high), high, period=_GROWTH_PERIOD)))
+def _size(iteration: Iteration, algorithm: Algorithm) -> int:
+    low, high = (bound * iteration.scale for bound in algorithm.sizes)
+    high = min(high, iteration.memory_budget / algorithm.bytes_per_element)
+    return max(_FEW, int(iteration.grow(min(low, high), high, period=_GROWTH_PERIOD)))
 
 
-def _sort_values(algorithm: Algorithm, values: np.ndarray, result: TaskResult) -> bytes:
+def _sort_values(algorithm: Algorithm, values: np.ndarray, result: IterationResult) -> bytes:
     if algorithm.on_lists:
         items = values.tolist()
         with timed(result, algorithm.name):
@@ -180,7 +180,7 @@ def _sort_values(algorithm: Algorithm, values: np.ndarray, result: TaskResult) -
 
 
 def _sort_records(
-    rng: np.random.Generator, algorithm: Algorithm, values: np.ndarray, result: TaskResult
+    rng: np.random.Generator, algorithm: Algorithm, values: np.ndarray, result: IterationResult
 ) -> bytes:
     groups = rng.integers(0, _FEW, len(values))
     with timed(result, algorithm.name):
@@ -195,17 +195,17 @@ def _sort_records(
     return _samples(values[order])
 
 
-def iteration(task: Task) -> TaskResult:
+def one_iteration(iteration: Iteration) -> IterationResult:
     count = len(ALGORITHMS) * len(DISTRIBUTIONS)
-    algorithm = ALGORITHMS[task.index % len(ALGORITHMS)]
-    distribution = DISTRIBUTIONS[task.index // len(ALGORITHMS) % len(DISTRIBUTIONS)]
-    dtype = DTYPES[task.index // count % len(DTYPES)]
-    n = _size(task, algorithm)
-    result = TaskResult(size=n)
-    values = make_input(task.rng, n, distribution, dtype)
-    task.checkpoint()
+    algorithm = ALGORITHMS[iteration.index % len(ALGORITHMS)]
+    distribution = DISTRIBUTIONS[iteration.index // len(ALGORITHMS) % len(DISTRIBUTIONS)]
+    dtype = DTYPES[iteration.index // count % len(DTYPES)]
+    n = _size(iteration, algorithm)
+    result = IterationResult(size=n)
+    values = make_input(iteration.rng, n, distribution, dtype)
+    iteration.checkpoint()
     if algorithm.on_records:
-        samples = _sort_records(task.rng, algorithm, values, result)
+        samples = _sort_records(iteration.rng, algorithm, values, result)
     else:
         samples = _sort_values(algorithm, values, result)
     result.add("elements", n)
@@ -218,6 +218,6 @@ def iteration(task: Task) -> TaskResult:
 def run(ctx: Context) -> None:
     names = [algorithm.name for algorithm in ALGORITHMS]
     rates = {"elements_sorted_per_s": Rate("elements", names, "elements/s")}
-    totals = ctx.run_tasks(iteration, rates=rates)
+    totals = ctx.run_iterations(one_iteration, rates=rates)
     ctx.report_rates(totals, per_operation_rates(totals, "elements", names, "elements/s"))
     ctx.note("rates", "elements per second spent in the sort calls, summed over workers")

@@ -1,6 +1,6 @@
 """gpu-1: neural network training with dynamic batch sizes (CNN), then inference batches.
 
-A small CNN learns a synthetic task that is learnable by design: each class has a fixed random
+A small CNN learns a synthetic iteration that is learnable by design: each class has a fixed random
 template, and an image is its class's template under heavy noise. The batch size grows over a
 cycle of iterations and drops back (the caching allocator is emptied at each drop), so GPU
 memory rises and falls within a bound derived from the free device memory and the envelope.
@@ -29,8 +29,8 @@ from workloads.gpu.device import (
     synchronize,
 )
 from workloads.runtime.context import Context
+from workloads.runtime.iterations import Iteration, IterationResult
 from workloads.runtime.rates import Rate
-from workloads.runtime.tasks import Task, TaskResult
 
 _CLASSES = 10
 _CYCLE, _TRAINING_STEPS = 10, 8
@@ -99,7 +99,7 @@ def _model(geometry: Geometry) -> nn.Module:
 
 
 class Trainer(ScheduledWork[Geometry]):
-    """The task function: keeps the model and optimizer across iterations (runs inline)."""
+    """The iteration function: keeps the model and optimizer across iterations (runs inline)."""
 
     def __init__(self, ctx: Context, device: torch.device) -> None:
         super().__init__(ctx, device, cuda_geometry, cpu_geometry)
@@ -113,13 +113,13 @@ class Trainer(ScheduledWork[Geometry]):
         self.accuracies: list[float] = []
         self.observed_dtype = ""  # of the logits: bfloat16 under autocast on CUDA
 
-    def _batch(self, task: Task, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _batch(self, iteration: Iteration, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         labels = torch.randint(
             _CLASSES,
             (size,),
-            generator=torch.Generator().manual_seed(task.seed * 1_000_003 + task.index),
+            generator=torch.Generator().manual_seed(iteration.seed * 1_000_003 + iteration.index),
         )
-        noise = torch.Generator(device=self.device).manual_seed(task.seed + task.index)
+        noise = torch.Generator(device=self.device).manual_seed(iteration.seed + iteration.index)
         side = self.geometry.image
         images = torch.randn(size, 3, side, side, generator=noise, device=self.device)
         labels = labels.to(self.device)
@@ -144,10 +144,10 @@ class Trainer(ScheduledWork[Geometry]):
         finally:
             self.model.train()
 
-    def _step(self, task: Task, size: int) -> TaskResult:
-        training = task.index % _CYCLE < _TRAINING_STEPS
-        images, labels = self._batch(task, size)
-        result = TaskResult(size=size)
+    def _step(self, iteration: Iteration, size: int) -> IterationResult:
+        training = iteration.index % _CYCLE < _TRAINING_STEPS
+        images, labels = self._batch(iteration, size)
+        result = IterationResult(size=size)
         result.fingerprint_with("train" if training else "infer", size, int(labels.sum()))
         if training:
             self.losses.append(self._train(images, labels))
@@ -177,7 +177,7 @@ def run(ctx: Context) -> None:
         "samples_per_s": Rate("samples", (), "samples/s"),
         "estimated_tflops": Rate("flops", (), "TFLOP/s", 1e12),
     }
-    ctx.run_tasks(trainer, processes=False, rates=rates)
+    ctx.run_iterations(trainer, processes=False, rates=rates)
     report_training_loss(ctx, trainer.losses)
     if trainer.accuracies:
         ctx.metric("inference_accuracy", trainer.accuracies[-1], "fraction")

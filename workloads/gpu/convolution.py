@@ -28,15 +28,15 @@ from workloads.gpu.device import (
     autocast,
     batch_range,
     image_layout,
+    iteration_generator,
     place_model,
     record_device_use,
     select_device,
     synchronize,
-    task_generator,
 )
 from workloads.runtime.context import Context
+from workloads.runtime.iterations import Iteration, IterationResult
 from workloads.runtime.rates import Rate
-from workloads.runtime.tasks import Task, TaskResult
 
 # Share of the usable device memory (or host budget) the largest batch's activations may take.
 MEMORY_SHARE = 0.6
@@ -217,7 +217,7 @@ def _convolutions(model: nn.Module) -> list[nn.Module]:
 
 
 class ConvolutionWork(ScheduledWork[Geometry]):
-    """The task function: batches of images through the pipeline, run inline on the device."""
+    """The iteration function: batches of images through the pipeline, run inline on the device."""
 
     def __init__(self, ctx: Context, device: torch.device) -> None:
         super().__init__(ctx, device, cuda_geometry, cpu_geometry)
@@ -237,9 +237,9 @@ class ConvolutionWork(ScheduledWork[Geometry]):
         fine = torch.randn(images.shape, generator=generator, device=self.device)
         return image_layout(torch.sigmoid(images + 0.1 * fine))
 
-    def _step(self, task: Task, size: int) -> TaskResult:
-        result = TaskResult(size=size)
-        generator = task_generator(task, self.device)
+    def _step(self, iteration: Iteration, size: int) -> IterationResult:
+        result = IterationResult(size=size)
+        generator = iteration_generator(iteration, self.device)
         with torch.inference_mode(), autocast(self.device):
             for _ in range(self.geometry.passes):
                 images = self._images(generator, size)
@@ -250,14 +250,14 @@ class ConvolutionWork(ScheduledWork[Geometry]):
         images_done = size * self.geometry.passes
         result.add("images", images_done)
         result.add("flops", images_done * self.geometry.flops())
-        self._check_convolution(task, result)
+        self._check_convolution(iteration, result)
         result.fingerprint_with(size, self.geometry.passes)
         return result
 
-    def _check_convolution(self, task: Task, result: TaskResult) -> None:
+    def _check_convolution(self, iteration: Iteration, result: IterationResult) -> None:
         """One of the convolutions, by iteration, against the float64 reference on a crop."""
-        layer = self.convolutions[task.index % len(self.convolutions)]
-        generator = task_generator(task, self.device, stream=1)
+        layer = self.convolutions[iteration.index % len(self.convolutions)]
+        generator = iteration_generator(iteration, self.device, stream=1)
         shape = (2, layer.in_channels, _CHECK_SIDE, _CHECK_SIDE)
         # Inputs and parameters rounded to the compute precision: the reference then sums
         # exactly the products the device summed, and only the summation may differ.
@@ -301,5 +301,5 @@ def run(ctx: Context) -> None:
         "images_per_s": Rate("images", (), "images/s"),
         "estimated_tflops": Rate("flops", (), "TFLOP/s", 1e12),
     }
-    ctx.run_tasks(work, processes=False, rates=rates)
+    ctx.run_iterations(work, processes=False, rates=rates)
     record_device_use(ctx, device, work.observed_dtype, {"batch": work.schedule})

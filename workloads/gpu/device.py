@@ -1,6 +1,6 @@
 """What every GPU workload shares (imported by GPU workloads only): choosing and preparing the
 torch device, the sizes and memory layout that suit it, bf16 autocast, the device-memory bound,
-the size schedule that rises and falls and backs off on out-of-memory errors (and the task
+the size schedule that rises and falls and backs off on out-of-memory errors (and the iteration
 function that steps through it), and peak memory and FLOP/s figures.
 """
 
@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from workloads.runtime.context import Context
+from workloads.runtime.iterations import Iteration, IterationResult
 from workloads.runtime.nvml import nvml_probe
-from workloads.runtime.tasks import Task, TaskResult
 
 T = TypeVar("T")
 Model = TypeVar("Model", bound=nn.Module)
@@ -171,14 +171,14 @@ class SizeSchedule:
         self.backoffs: list[int] = []  # the sizes that ran out of memory
         self._previous = 0
 
-    def size(self, task: Task) -> int:
-        wanted = min(self.ceiling, int(task.grow(self.low, self.high)))
+    def size(self, iteration: Iteration) -> int:
+        wanted = min(self.ceiling, int(iteration.grow(self.low, self.high)))
         return max(self.low, wanted // self.multiple * self.multiple)
 
-    def run(self, task: Task, step: Callable[[int], T]) -> T:
+    def run(self, iteration: Iteration, step: Callable[[int], T]) -> T:
         """``step(size)`` at this iteration's size, backing off on out-of-memory errors."""
         while True:
-            size = self.size(task)
+            size = self.size(iteration)
             if size < self._previous:
                 release_cached_memory(self.device)
             self._previous = size
@@ -207,7 +207,7 @@ class SizeSchedule:
 
 
 class ScheduledWork(Generic[T]):
-    """A task function that runs inline on the device, with a ``geometry`` sized for it
+    """A iteration function that runs inline on the device, with a ``geometry`` sized for it
     (``device_geometry``): each iteration is one ``_step`` at the size the ``schedule`` the
     subclass sets gives (backing off on out-of-memory errors)."""
 
@@ -223,10 +223,10 @@ class ScheduledWork(Generic[T]):
         self.ctx, self.device = ctx, device
         self.geometry = device_geometry(ctx, device, cuda_geometry, cpu_geometry)
 
-    def __call__(self, task: Task) -> TaskResult:
-        return self.schedule.run(task, lambda size: self._step(task, size))
+    def __call__(self, iteration: Iteration) -> IterationResult:
+        return self.schedule.run(iteration, lambda size: self._step(iteration, size))
 
-    def _step(self, task: Task, size: int) -> TaskResult:
+    def _step(self, iteration: Iteration, size: int) -> IterationResult:
         raise NotImplementedError
 
 
@@ -284,8 +284,10 @@ def record_mfu(ctx: Context, device: torch.device, model_flops_per_s: float | No
     ctx.metric("model_flops_utilisation", utilisation, "fraction")
 
 
-def task_generator(task: Task, device: torch.device, stream: int = 0) -> torch.Generator:
+def iteration_generator(
+    iteration: Iteration, device: torch.device, stream: int = 0
+) -> torch.Generator:
     """A generator on ``device`` seeded by (seed, iteration, stream): the same data for the
     same seed and device, whichever order the iterations ran in."""
-    seed = (task.seed * 1_000_003 + task.index) * 31 + stream
+    seed = (iteration.seed * 1_000_003 + iteration.index) * 31 + stream
     return torch.Generator(device=device).manual_seed(seed % 2**63)

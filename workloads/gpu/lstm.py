@@ -26,15 +26,15 @@ from workloads.gpu.device import (
     ScheduledWork,
     SizeSchedule,
     autocast,
+    iteration_generator,
     record_device_use,
     select_device,
     synchronize,
-    task_generator,
 )
 from workloads.gpu.synthetic import random_walk_tokens
 from workloads.runtime.context import Context
+from workloads.runtime.iterations import Iteration, IterationResult
 from workloads.runtime.rates import Rate
-from workloads.runtime.tasks import Task, TaskResult
 
 _CYCLE = 10
 _BIDIRECTIONAL, _GRU = 8, 9  # positions in the cycle of the two inference iterations
@@ -127,7 +127,7 @@ def recurrent(layer: nn.RNNBase, inputs: torch.Tensor) -> torch.Tensor:
 
 
 class Trainer(ScheduledWork[Geometry]):
-    """The task function: keeps the models and optimizer across iterations (runs inline)."""
+    """The iteration function: keeps the models and optimizer across iterations (runs inline)."""
 
     def __init__(self, ctx: Context, device: torch.device) -> None:
         super().__init__(ctx, device, cuda_geometry, cpu_geometry)
@@ -146,12 +146,12 @@ class Trainer(ScheduledWork[Geometry]):
         self.losses: list[float] = []
         self.head_dtype = ""
 
-    def _step(self, task: Task, length: int) -> TaskResult:
+    def _step(self, iteration: Iteration, length: int) -> IterationResult:
         g = self.geometry
-        generator = task_generator(task, self.device)
+        generator = iteration_generator(iteration, self.device)
         tokens = random_walk_tokens(generator, g.batch, length + 1, g.vocabulary, self.device)
-        result = TaskResult(size=length)
-        position = task.index % _CYCLE
+        result = IterationResult(size=length)
+        position = iteration.index % _CYCLE
         if position == _BIDIRECTIONAL:
             self._infer(self.bidirectional, tokens[:, :-1], result)
         elif position == _GRU:
@@ -175,7 +175,7 @@ class Trainer(ScheduledWork[Geometry]):
         self.optimizer.step()
         return float(loss.item())
 
-    def _infer(self, layer: nn.RNNBase, tokens: torch.Tensor, result: TaskResult) -> None:
+    def _infer(self, layer: nn.RNNBase, tokens: torch.Tensor, result: IterationResult) -> None:
         with torch.inference_mode():
             output = recurrent(layer, self.model.embedding(tokens))
         name = "GRU" if isinstance(layer, nn.GRU) else "bidirectional LSTM"
@@ -223,7 +223,7 @@ def run(ctx: Context) -> None:
         "tokens_per_s": Rate("tokens", (), "tokens/s"),
         "estimated_tflops": Rate("flops", (), "TFLOP/s", 1e12),
     }
-    ctx.run_tasks(trainer, processes=False, rates=rates)
+    ctx.run_iterations(trainer, processes=False, rates=rates)
     report_training_loss(ctx, trainer.losses)
     recurrent_dtype = "float32 (TF32)" if device.type == "cuda" else "float32"
     compute_dtype = {"recurrent": recurrent_dtype, "head": trainer.head_dtype}

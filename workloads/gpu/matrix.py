@@ -27,14 +27,14 @@ from workloads.gpu.checks import product_tolerance, relative_error, sample_bytes
 from workloads.gpu.device import (
     SizeSchedule,
     device_geometry,
+    iteration_generator,
     record_device_use,
     select_device,
     synchronize,
-    task_generator,
 )
 from workloads.runtime.context import Context
+from workloads.runtime.iterations import Iteration, IterationResult
 from workloads.runtime.rates import Rate
-from workloads.runtime.tasks import Task, TaskResult
 
 # The operation of each iteration, by index modulo the cycle: products take most of the time.
 CYCLE = (
@@ -171,7 +171,7 @@ def _block(rng: np.random.Generator, n: int) -> list[int]:
 
 
 class MatrixWork:
-    """The task function: one operation per iteration, run inline on the device."""
+    """The iteration function: one operation per iteration, run inline on the device."""
 
     def __init__(self, ctx: Context, device: torch.device) -> None:
         self.ctx, self.device = ctx, device
@@ -181,7 +181,7 @@ class MatrixWork:
             for name, r in self.plan.ranges.items()
         }
         self.observed_dtype = ""  # of the products' results
-        self.operations: dict[str, Callable[[Task, int, TaskResult], None]] = {
+        self.operations: dict[str, Callable[[Iteration, int, IterationResult], None]] = {
             "matmul": self._matmul,
             "bmm": self._bmm,
             "elementwise": self._elementwise,
@@ -189,17 +189,17 @@ class MatrixWork:
             "svd": self._svd,
         }
 
-    def __call__(self, task: Task) -> TaskResult:
-        operation = CYCLE[task.index % len(CYCLE)]
+    def __call__(self, iteration: Iteration) -> IterationResult:
+        operation = CYCLE[iteration.index % len(CYCLE)]
 
-        def step(size: int) -> TaskResult:
-            result = TaskResult(size=size)
+        def step(size: int) -> IterationResult:
+            result = IterationResult(size=size)
             result.fingerprint_with(operation, size)
-            self.operations[operation](task, size, result)
+            self.operations[operation](iteration, size, result)
             synchronize(self.device)
             return result
 
-        return self.schedules[operation].run(task, step)
+        return self.schedules[operation].run(iteration, step)
 
     def _randn(
         self, generator: torch.Generator, *shape: int, dtype: torch.dtype | None = None
@@ -210,13 +210,13 @@ class MatrixWork:
     def _repeats(self, flops: float) -> int:
         return max(1, min(64, round(self.plan.product_flops / flops)))
 
-    def _record_product(self, result: TaskResult, flops: float, seconds: float) -> None:
+    def _record_product(self, result: IterationResult, flops: float, seconds: float) -> None:
         result.add("product_flops", flops)
         result.add("product_seconds", seconds)
         result.add("flops", flops)
 
-    def _matmul(self, task: Task, n: int, result: TaskResult) -> None:
-        generator = task_generator(task, self.device)
+    def _matmul(self, iteration: Iteration, n: int, result: IterationResult) -> None:
+        generator = iteration_generator(iteration, self.device)
         a, b = self._randn(generator, n, n), self._randn(generator, n, n)
         c = torch.empty(n, n, device=self.device, dtype=self.plan.dtype)
         repeats = self._repeats(2.0 * n**3)
@@ -224,14 +224,14 @@ class MatrixWork:
         self._record_product(result, 2.0 * n**3 * repeats, seconds)
         result.add("matmuls", repeats)
         self.observed_dtype = str(c.dtype).removeprefix("torch.")
-        rows, cols = _block(task.rng, n), _block(task.rng, n)
+        rows, cols = _block(iteration.rng, n), _block(iteration.rng, n)
         reference = a[rows].double() @ b[:, cols].double()
         self._check_product(result, "matrix product", c[rows][:, cols], reference, n)
         result.fingerprint_with(repeats, sample_bytes(a), sample_bytes(b))
 
-    def _bmm(self, task: Task, count: int, result: TaskResult) -> None:
+    def _bmm(self, iteration: Iteration, count: int, result: IterationResult) -> None:
         side = self.plan.bmm_side
-        generator = task_generator(task, self.device)
+        generator = iteration_generator(iteration, self.device)
         a = self._randn(generator, count, side, side)
         b = self._randn(generator, count, side, side)
         c = torch.empty(count, side, side, device=self.device, dtype=self.plan.dtype)
@@ -240,15 +240,15 @@ class MatrixWork:
         seconds = _timed(self.device, repeats, lambda: torch.bmm(a, b, out=c))
         self._record_product(result, flops * repeats, seconds)
         result.add("matmuls", count * repeats)
-        which = int(task.rng.integers(count))
-        rows, cols = _block(task.rng, side), _block(task.rng, side)
+        which = int(iteration.rng.integers(count))
+        rows, cols = _block(iteration.rng, side), _block(iteration.rng, side)
         reference = a[which, rows].double() @ b[which][:, cols].double()
         self._check_product(result, "batched product", c[which, rows][:, cols], reference, side)
         result.fingerprint_with(repeats, sample_bytes(a), sample_bytes(b))
 
     def _check_product(
         self,
-        result: TaskResult,
+        result: IterationResult,
         name: str,
         block: torch.Tensor,
         reference: torch.Tensor,
@@ -262,13 +262,13 @@ class MatrixWork:
             f"relative error {error:.2e}, tolerance {tolerance:.2e}",
         )
 
-    def _elementwise(self, task: Task, elements: int, result: TaskResult) -> None:
-        x = self._randn(task_generator(task, self.device), elements, dtype=torch.float32)
+    def _elementwise(self, iteration: Iteration, elements: int, result: IterationResult) -> None:
+        x = self._randn(iteration_generator(iteration, self.device), elements, dtype=torch.float32)
         output: list[torch.Tensor] = []
         seconds = _timed(self.device, 1, lambda: output.append(elementwise_math(x)))
         result.add("elements", elements)
         result.add("elementwise_seconds", seconds)
-        start = int(task.rng.integers(max(1, elements - 4096)))
+        start = int(iteration.rng.integers(max(1, elements - 4096)))
         window = slice(start, start + 4096)
         error = relative_error(output[0][window], elementwise_math(x[window].double()))
         result.check(
@@ -278,14 +278,14 @@ class MatrixWork:
         )
         result.fingerprint_with(sample_bytes(x))
 
-    def _eigh(self, task: Task, n: int, result: TaskResult) -> None:
-        x = self._randn(task_generator(task, self.device), n, n, dtype=torch.float32)
+    def _eigh(self, iteration: Iteration, n: int, result: IterationResult) -> None:
+        x = self._randn(iteration_generator(iteration, self.device), n, n, dtype=torch.float32)
         a = (x + x.T) / 2
         del x
         factors: list[tuple[torch.Tensor, torch.Tensor]] = []
         seconds = _timed(self.device, 1, lambda: factors.append(torch.linalg.eigh(a)))
         values, vectors = factors[0]
-        rows, cols = _block(task.rng, n), _block(task.rng, n)
+        rows, cols = _block(iteration.rng, n), _block(iteration.rng, n)
         # (A V)[rows, cols] - V[rows, cols] diag(w[cols]), against the largest |eigenvalue|.
         residual = a[rows].double() @ vectors[:, cols].double()
         residual -= vectors[rows][:, cols].double() * values[cols].double()
@@ -294,14 +294,14 @@ class MatrixWork:
         self._record_decomposition(result, "eigh", n, seconds)
         result.fingerprint_with(sample_bytes(a))
 
-    def _svd(self, task: Task, n: int, result: TaskResult) -> None:
-        a = self._randn(task_generator(task, self.device), n, n, dtype=torch.float32)
+    def _svd(self, iteration: Iteration, n: int, result: IterationResult) -> None:
+        a = self._randn(iteration_generator(iteration, self.device), n, n, dtype=torch.float32)
         factors: list[tuple[torch.Tensor, ...]] = []
         seconds = _timed(
             self.device, 1, lambda: factors.append(torch.linalg.svd(a, full_matrices=False))
         )
         u, s, vh = factors[0]
-        rows, cols = _block(task.rng, n), _block(task.rng, n)
+        rows, cols = _block(iteration.rng, n), _block(iteration.rng, n)
         rebuilt = (u[rows].double() * s.double()) @ vh[:, cols].double()
         residual = rebuilt - a[rows][:, cols].double()
         norm = float(s.max())
@@ -310,7 +310,7 @@ class MatrixWork:
         result.fingerprint_with(sample_bytes(a))
 
     def _check_decomposition(
-        self, result: TaskResult, name: str, residual: torch.Tensor, norm: float, n: int
+        self, result: IterationResult, name: str, residual: torch.Tensor, norm: float, n: int
     ) -> None:
         error = float(residual.abs().max()) / max(norm, 1e-30)
         tolerance = _DECOMPOSITION_TOLERANCE * n
@@ -320,7 +320,9 @@ class MatrixWork:
             f"residual {error:.2e} of the norm, tolerance {tolerance:.2e}",
         )
 
-    def _record_decomposition(self, result: TaskResult, name: str, n: int, seconds: float) -> None:
+    def _record_decomposition(
+        self, result: IterationResult, name: str, n: int, seconds: float
+    ) -> None:
         flops = _NOMINAL_FLOPS[name](n)
         result.add("flops", flops)
         result.add("decomposition_flops", flops)
@@ -340,5 +342,5 @@ def run(ctx: Context) -> None:
     device = select_device(ctx)
     work = MatrixWork(ctx, device)
     ctx.note("bmm_side", work.plan.bmm_side)
-    ctx.run_tasks(work, processes=False, rates=RATES)
+    ctx.run_iterations(work, processes=False, rates=RATES)
     record_device_use(ctx, device, work.observed_dtype, work.schedules)

@@ -37,16 +37,16 @@ from workloads.gpu.device import (
     ScheduledWork,
     SizeSchedule,
     autocast,
+    iteration_generator,
     record_device_use,
     record_mfu,
     select_device,
     synchronize,
-    task_generator,
 )
 from workloads.gpu.synthetic import random_walk_tokens
 from workloads.runtime.context import Context
+from workloads.runtime.iterations import Iteration, IterationResult
 from workloads.runtime.rates import Rate
-from workloads.runtime.tasks import Task, TaskResult
 
 _CYCLE, _CROSS_ATTENTION = 10, 9  # the last iteration of every ten runs cross-attention
 _MASKED = 0.15
@@ -222,7 +222,7 @@ def attention_errors(
 
 
 class Trainer(ScheduledWork[Geometry]):
-    """The task function: keeps the models and optimizer across iterations (runs inline)."""
+    """The iteration function: keeps the models and optimizer across iterations (runs inline)."""
 
     def __init__(self, ctx: Context, device: torch.device) -> None:
         super().__init__(ctx, device, cuda_geometry, cpu_geometry)
@@ -238,13 +238,13 @@ class Trainer(ScheduledWork[Geometry]):
         self.losses: list[float] = []
         self.observed_dtype = ""
 
-    def _step(self, task: Task, length: int) -> TaskResult:
+    def _step(self, iteration: Iteration, length: int) -> IterationResult:
         g = self.geometry
-        generator = task_generator(task, self.device)
+        generator = iteration_generator(iteration, self.device)
         tokens = random_walk_tokens(generator, g.batch, length, g.vocabulary, self.device)
-        result = TaskResult(size=length)
+        result = IterationResult(size=length)
         started = time.perf_counter()
-        if task.index % _CYCLE == _CROSS_ATTENTION:
+        if iteration.index % _CYCLE == _CROSS_ATTENTION:
             self._cross_attention(tokens, generator, result)
         else:
             masked = torch.rand(tokens.shape, generator=generator, device=self.device) < _MASKED
@@ -257,7 +257,7 @@ class Trainer(ScheduledWork[Geometry]):
         synchronize(self.device)
         result.add("tokens", tokens.numel())
         result.fingerprint_with(
-            task.index % _CYCLE == _CROSS_ATTENTION, length, sample_bytes(tokens)
+            iteration.index % _CYCLE == _CROSS_ATTENTION, length, sample_bytes(tokens)
         )
         return result
 
@@ -280,7 +280,7 @@ class Trainer(ScheduledWork[Geometry]):
         return float(loss.item())
 
     def _cross_attention(
-        self, tokens: torch.Tensor, generator: torch.Generator, result: TaskResult
+        self, tokens: torch.Tensor, generator: torch.Generator, result: IterationResult
     ) -> None:
         """Queries a quarter as long attend to the encoder's output; then the small cases."""
         g = self.geometry
@@ -327,7 +327,7 @@ def run(ctx: Context) -> None:
             "parameters": g.parameters(),
         },
     )
-    totals = ctx.run_tasks(trainer, processes=False, rates=RATES)
+    totals = ctx.run_iterations(trainer, processes=False, rates=RATES)
     model_flops = Rate("train_model_flops", ["train"], "FLOP/s").value(totals)
     record_mfu(ctx, device, model_flops)
     report_training_loss(ctx, trainer.losses)

@@ -28,15 +28,15 @@ from workloads.gpu.device import (
     autocast,
     batch_range,
     image_layout,
+    iteration_generator,
     place_model,
     record_device_use,
     select_device,
     synchronize,
-    task_generator,
 )
 from workloads.runtime.context import Context
+from workloads.runtime.iterations import Iteration, IterationResult
 from workloads.runtime.rates import Rate
-from workloads.runtime.tasks import Task, TaskResult
 
 _CYCLE, _SAMPLING, _RECONSTRUCTION = 10, 8, 9  # positions of the two inference iterations
 _TEMPLATES = 8
@@ -152,7 +152,7 @@ def losses(
 
 
 class Trainer(ScheduledWork[Geometry]):
-    """The task function: keeps the model and optimizer across iterations (runs inline)."""
+    """The iteration function: keeps the model and optimizer across iterations (runs inline)."""
 
     def __init__(self, ctx: Context, device: torch.device) -> None:
         super().__init__(ctx, device, cuda_geometry, cpu_geometry)
@@ -181,11 +181,11 @@ class Trainer(ScheduledWork[Geometry]):
         mixed = torch.einsum("bk,kchw->bchw", mix, self.templates) * scale
         return image_layout(torch.sigmoid(mixed))
 
-    def _step(self, task: Task, size: int) -> TaskResult:
-        generator = task_generator(task, self.device)
+    def _step(self, iteration: Iteration, size: int) -> IterationResult:
+        generator = iteration_generator(iteration, self.device)
         images = self._images(generator, size)
-        result = TaskResult(size=size)
-        position = task.index % _CYCLE
+        result = IterationResult(size=size)
+        position = iteration.index % _CYCLE
         flops = self.geometry.forward_flops()
         if position == _SAMPLING:
             self._sample_and_interpolate(images, generator, result)
@@ -214,7 +214,7 @@ class Trainer(ScheduledWork[Geometry]):
         self.kl.append(float(kl.item()))
 
     def _sample_and_interpolate(
-        self, images: torch.Tensor, generator: torch.Generator, result: TaskResult
+        self, images: torch.Tensor, generator: torch.Generator, result: IterationResult
     ) -> None:
         """Decode draws from the prior, and straight paths between pairs of encodings."""
         size = images.shape[0]
@@ -239,7 +239,7 @@ class Trainer(ScheduledWork[Geometry]):
         result.add("decoded_images", decoded)
         result.add("flops", decoded * self.geometry.forward_flops() / 2)
 
-    def _test_reconstruction(self, images: torch.Tensor, result: TaskResult) -> None:
+    def _test_reconstruction(self, images: torch.Tensor, result: IterationResult) -> None:
         """Reconstruct fresh images from their mean encodings; record the error per pixel."""
         self.model.eval()
         try:
@@ -265,7 +265,7 @@ def run(ctx: Context) -> None:
         "samples_per_s": Rate("samples", (), "samples/s"),
         "estimated_tflops": Rate("flops", (), "TFLOP/s", 1e12),
     }
-    ctx.run_tasks(trainer, processes=False, rates=rates)
+    ctx.run_iterations(trainer, processes=False, rates=rates)
     check_decreased(ctx, "reconstruction error decreased", trainer.reconstruction_errors)
     if trainer.reconstruction_errors:
         ctx.metric("final_reconstruction_mse", trainer.reconstruction_errors[-1], "per pixel")

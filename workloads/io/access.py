@@ -37,8 +37,8 @@ import numpy as np
 from workloads.io import storage
 from workloads.io.storage import KIB, MIB
 from workloads.runtime.context import Context
+from workloads.runtime.iterations import Iteration, IterationResult
 from workloads.runtime.rates import Rate
-from workloads.runtime.tasks import Task, TaskResult
 
 PAGE = storage.ALIGNMENT
 _MAGIC = 0x36494143  # "CAI6", little-endian
@@ -53,7 +53,7 @@ _RANDOM_4K = (2000, 20000)  # reads of 4 KiB per iteration, at scale 1
 _RANDOM_MIXED = (100, 1000)
 _MMAP_READS = (200, 2000)
 _MMAP_WRITES = (100, 1000)
-_DISK_SHARE = 0.9  # of the task's disk budget the files may take
+_DISK_SHARE = 0.9  # of the iteration's disk budget the files may take
 _BATCH_BYTES = 8 * MIB  # random reads land in a buffer this large, checked when it is full
 _DEPTH = 3  # chunk buffers of the sequential writes: the helper thread fills two chunks ahead
 _READ_RING = 2  # block buffers of the sequential reads: the helper checks one as the next is read
@@ -380,31 +380,31 @@ class _Plan:
     mmap_writes: int
 
 
-def _scaled(task: Task, bounds: tuple[int, int]) -> int:
-    return max(1, int(task.grow(bounds[0] * task.scale, bounds[1] * task.scale)))
+def _scaled(iteration: Iteration, bounds: tuple[int, int]) -> int:
+    return max(1, int(iteration.grow(bounds[0] * iteration.scale, bounds[1] * iteration.scale)))
 
 
-def _plan(task: Task) -> _Plan:
-    files = int(task.rng.integers(_FILES[0], _FILES[1] + 1))
-    total = task.grow(_FILE_BYTES[0] * task.scale, _FILE_BYTES[1] * task.scale)
-    if task.disk_budget:
-        total = min(total, task.disk_budget * _DISK_SHARE)
+def _plan(iteration: Iteration) -> _Plan:
+    files = int(iteration.rng.integers(_FILES[0], _FILES[1] + 1))
+    total = iteration.grow(_FILE_BYTES[0] * iteration.scale, _FILE_BYTES[1] * iteration.scale)
+    if iteration.disk_budget:
+        total = min(total, iteration.disk_budget * _DISK_SHARE)
     size = max(16 * PAGE, storage.round_down(int(total / files), PAGE))
     # The chunk buffers, the batch buffer and the mapped pages read share the memory budget.
-    chunk = min(task.grow(4 * MIB, 64 * MIB), task.memory_budget / (4 * _DEPTH))
+    chunk = min(iteration.grow(4 * MIB, 64 * MIB), iteration.memory_budget / (4 * _DEPTH))
     mean_mapped_read = (RANDOM_SIZES[1] - RANDOM_SIZES[0]) / np.log(RANDOM_SIZES[1] / PAGE)
-    mapped_room = int(task.memory_budget / 4 / mean_mapped_read)
+    mapped_room = int(iteration.memory_budget / 4 / mean_mapped_read)
     return _Plan(
         file_sizes=[size] * files,
         chunk=max(BLOCK, storage.round_down(int(chunk), BLOCK)),
-        random_4k=_scaled(task, _RANDOM_4K),
-        random_mixed=_scaled(task, _RANDOM_MIXED),
-        mmap_reads=max(1, min(_scaled(task, _MMAP_READS), mapped_room)),
-        mmap_writes=_scaled(task, _MMAP_WRITES),
+        random_4k=_scaled(iteration, _RANDOM_4K),
+        random_mixed=_scaled(iteration, _RANDOM_MIXED),
+        mmap_reads=max(1, min(_scaled(iteration, _MMAP_READS), mapped_room)),
+        mmap_writes=_scaled(iteration, _MMAP_WRITES),
     )
 
 
-def _record(result: TaskResult, name: str, phase: Phase, *, read: bool) -> None:
+def _record(result: IterationResult, name: str, phase: Phase, *, read: bool) -> None:
     result.add(f"{name}_bytes", phase.bytes)
     result.add(f"{name}_operations", phase.operations)
     result.add(f"{name}_seconds", phase.seconds)
@@ -416,27 +416,32 @@ def _share(total: int, size: int, sizes: list[int]) -> int:
 
 
 def _file_phases(
-    task: Task, plan: _Plan, layout: Layout, path: Path, direct: bool, result: TaskResult
+    iteration: Iteration,
+    plan: _Plan,
+    layout: Layout,
+    path: Path,
+    direct: bool,
+    result: IterationResult,
 ) -> dict[str, int]:
     """All phases on one file; returns the mismatches found per check."""
-    rng, sizes = task.rng, plan.file_sizes
+    rng, sizes = iteration.rng, plan.file_sizes
     written = write_sequential(path, layout, chunk=plan.chunk, direct=direct)
     _record(result, "sequential_write", written, read=False)
-    task.checkpoint()
+    iteration.checkpoint()
     sequential = read_sequential(path, layout, direct=direct)
     _record(result, "sequential_read", sequential, read=True)
-    task.checkpoint()
+    iteration.checkpoint()
     offsets, lengths = random_plan(rng, layout.size, _share(plan.random_4k, layout.size, sizes))
     small = read_random(path, layout, offsets, lengths, direct=direct)
     _record(result, "random_4k", small, read=True)
     kept = storage.evenly(small.latencies_us, storage.LATENCIES_KEPT // len(sizes))
     result.samples.setdefault(_LATENCY_KEY, []).extend(kept)
-    task.checkpoint()
+    iteration.checkpoint()
     count = _share(plan.random_mixed, layout.size, sizes)
     offsets, lengths = random_plan(rng, layout.size, count, RANDOM_SIZES)
     mixed = read_random(path, layout, offsets, lengths, direct=direct)
     _record(result, "random_mixed", mixed, read=True)
-    task.checkpoint()
+    iteration.checkpoint()
     reads = _share(plan.mmap_reads, layout.size, sizes)
     writes = _share(plan.mmap_writes, layout.size, sizes)
     mapped_read, mapped_write = mmap_mix(path, layout, rng, reads, writes, direct=direct)
@@ -463,19 +468,21 @@ _CHECKS = {
 _LATENCY_KEY = "random_4k_latency_us"
 
 
-def iteration(task: Task, direct: bool = False) -> TaskResult:
-    assert task.scratch is not None
-    plan = _plan(task)
-    result = TaskResult(size=sum(plan.file_sizes))
-    pool = make_pool(np.random.default_rng([task.seed, task.index, 0x9001]))
-    folder = task.scratch / f"iteration-{task.index}"
+def one_iteration(iteration: Iteration, direct: bool = False) -> IterationResult:
+    assert iteration.scratch is not None
+    plan = _plan(iteration)
+    result = IterationResult(size=sum(plan.file_sizes))
+    pool = make_pool(np.random.default_rng([iteration.seed, iteration.index, 0x9001]))
+    folder = iteration.scratch / f"iteration-{iteration.index}"
     folder.mkdir()
     mismatches = dict.fromkeys(_CHECKS, 0)
     try:
         for number, size in enumerate(plan.file_sizes):
-            task.checkpoint()
-            layout = Layout.random(number, size, task.rng, pool)
-            found = _file_phases(task, plan, layout, folder / f"data-{number}.bin", direct, result)
+            iteration.checkpoint()
+            layout = Layout.random(number, size, iteration.rng, pool)
+            found = _file_phases(
+                iteration, plan, layout, folder / f"data-{number}.bin", direct, result
+            )
             mismatches = {key: mismatches[key] + found[key] for key in _CHECKS}
     finally:
         for path in folder.iterdir():
@@ -510,7 +517,7 @@ RATES = {
 def run(ctx: Context) -> None:
     buffered = "buffered, fdatasync, cache dropped before reads"
     storage_run = storage.run_on_storage(
-        ctx, iteration, wants_direct=True, buffered=buffered, rates=RATES
+        ctx, one_iteration, wants_direct=True, buffered=buffered, rates=RATES
     )
     storage.report_latencies(ctx, "random_read", storage_run.totals.samples.get(_LATENCY_KEY))
     storage_run.report_bytes(ctx)

@@ -27,8 +27,8 @@ import numpy as np
 from workloads.io import storage
 from workloads.io.storage import MIB
 from workloads.runtime.context import Context
+from workloads.runtime.iterations import Iteration, IterationResult
 from workloads.runtime.rates import Rate
-from workloads.runtime.tasks import Task, TaskResult
 
 _HEADER = (
     "order_id", "date", "customer_id", "region", "category", "product", "status",
@@ -206,7 +206,7 @@ def _csv_bytes(rows: list[list[str]]) -> bytes:
     return buffer.getvalue().encode()
 
 
-def _round_trip(path: Path, rows: list[list[str]], result: TaskResult) -> bool:
+def _round_trip(path: Path, rows: list[list[str]], result: IterationResult) -> bool:
     storage.write_durably(path, _csv_bytes(rows), result)
     with path.open(newline="") as handle:
         back = list(csv.reader(handle))
@@ -215,22 +215,22 @@ def _round_trip(path: Path, rows: list[list[str]], result: TaskResult) -> bool:
 
 
 # -- one iteration ----------------------------------------------------------------------------
-def _plan(task: Task) -> tuple[int, int, int]:
+def _plan(iteration: Iteration) -> tuple[int, int, int]:
     """(files, rows per file, customers)."""
-    files = int(task.rng.integers(_FILES[0], _FILES[1] + 1))
-    rows = task.grow(_ROWS[0] * task.scale, _ROWS[1] * task.scale)
-    room = task.memory_budget * _MEMORY_SHARE / 80 * files
-    if task.disk_budget:
-        room = min(room, task.disk_budget * _DISK_SHARE / _ROW_BYTES)
-    customers = int(task.rng.integers(*_CUSTOMERS))
+    files = int(iteration.rng.integers(_FILES[0], _FILES[1] + 1))
+    rows = iteration.grow(_ROWS[0] * iteration.scale, _ROWS[1] * iteration.scale)
+    room = iteration.memory_budget * _MEMORY_SHARE / 80 * files
+    if iteration.disk_budget:
+        room = min(room, iteration.disk_budget * _DISK_SHARE / _ROW_BYTES)
+    customers = int(iteration.rng.integers(*_CUSTOMERS))
     return files, max(10, int(min(rows, room) / files)), customers
 
 
-def iteration(task: Task) -> TaskResult:
-    assert task.scratch is not None
-    files, per_file, customers = _plan(task)
-    result = TaskResult(size=files * per_file)
-    folder = task.scratch / f"iteration-{task.index}"
+def one_iteration(iteration: Iteration) -> IterationResult:
+    assert iteration.scratch is not None
+    files, per_file, customers = _plan(iteration)
+    result = IterationResult(size=files * per_file)
+    folder = iteration.scratch / f"iteration-{iteration.index}"
     folder.mkdir()
     expected: Aggregates = {}
     found: Aggregates = {}
@@ -238,14 +238,14 @@ def iteration(task: Task) -> TaskResult:
     wrong_totals = 0
     try:
         for number, path in enumerate(paths):
-            task.checkpoint()
-            columns = Columns.draw(task.rng, per_file, customers)
+            iteration.checkpoint()
+            columns = Columns.draw(iteration.rng, per_file, customers)
             aggregate_columns(columns, expected)
             storage.write_durably(path, csv_text(columns, number * per_file), result)
             del columns
         started = time.perf_counter()
         for path in paths:
-            task.checkpoint()
+            iteration.checkpoint()
             rows, size, wrong = aggregate_stream(path, found)
             result.add("rows", rows)
             result.add("csv_bytes", size)
@@ -265,7 +265,7 @@ def iteration(task: Task) -> TaskResult:
 
 
 def _check(
-    result: TaskResult, expected: Aggregates, found: Aggregates, wrong_totals: int, rows: int
+    result: IterationResult, expected: Aggregates, found: Aggregates, wrong_totals: int, rows: int
 ) -> None:
     read = result.work.get("rows", 0)
     result.check("every row was read back", read == rows, f"{int(read)} of {rows}")
@@ -286,4 +286,4 @@ def run(ctx: Context) -> None:
         "aggregate_read_mb_s": Rate("csv_bytes", ["aggregate"], "MB/s", 1e6),
         "write_mb_s": Rate("bytes_written", ["write"], "MB/s", 1e6),
     }
-    storage.run_on_storage(ctx, iteration, rates=rates).report_bytes(ctx)
+    storage.run_on_storage(ctx, one_iteration, rates=rates).report_bytes(ctx)

@@ -18,8 +18,8 @@ import numpy as np
 
 from workloads.io import storage
 from workloads.runtime.context import Context
+from workloads.runtime.iterations import Iteration, IterationResult
 from workloads.runtime.rates import Rate
-from workloads.runtime.tasks import Task, TaskResult
 
 KIB, MIB = 1 << 10, 1 << 20
 _CHUNK = MIB
@@ -32,16 +32,16 @@ _MEMORY_SHARE = 0.6
 _LATENCY_KEY = "random_read_latency_us"
 
 
-def _plan(task: Task) -> tuple[int, int]:
+def _plan(iteration: Iteration) -> tuple[int, int]:
     """(file count, file size): both grow over the cycle, within the memory and disk budgets."""
-    count = int(task.grow(*_FILE_COUNT))
-    size = task.grow(_FILE_SIZE[0] * task.scale, _FILE_SIZE[1] * task.scale)
-    room = min(task.memory_budget * _MEMORY_SHARE, task.disk_budget or float("inf"))
+    count = int(iteration.grow(*_FILE_COUNT))
+    size = iteration.grow(_FILE_SIZE[0] * iteration.scale, _FILE_SIZE[1] * iteration.scale)
+    room = min(iteration.memory_budget * _MEMORY_SHARE, iteration.disk_budget or float("inf"))
     size = min(size, room / count)
     return count, max(4 * KIB, int(size) // (4 * KIB) * (4 * KIB))
 
 
-def _read_digest(path: Path, result: TaskResult) -> bytes:
+def _read_digest(path: Path, result: IterationResult) -> bytes:
     started = time.perf_counter()
     digest = hashlib.sha256()
     with path.open("rb", buffering=0) as handle:
@@ -54,9 +54,9 @@ def _read_digest(path: Path, result: TaskResult) -> bytes:
 
 
 def _random_reads(
-    task: Task, paths: list[Path], buffers: list[memoryview], result: TaskResult
+    iteration: Iteration, paths: list[Path], buffers: list[memoryview], result: IterationResult
 ) -> bool:
-    rng, latencies, matched = task.rng, [], True
+    rng, latencies, matched = iteration.rng, [], True
     descriptors = [os.open(path, os.O_RDONLY) for path in paths]
     try:
         for _ in range(_RANDOM_READS_PER_FILE * len(paths)):
@@ -78,33 +78,33 @@ def _random_reads(
     return matched
 
 
-def iteration(task: Task) -> TaskResult:
-    assert task.scratch is not None
-    count, size = _plan(task)
-    result = TaskResult(size=count * size)
-    folder = task.scratch / f"iteration-{task.index}"
+def one_iteration(iteration: Iteration) -> IterationResult:
+    assert iteration.scratch is not None
+    count, size = _plan(iteration)
+    result = IterationResult(size=count * size)
+    folder = iteration.scratch / f"iteration-{iteration.index}"
     folder.mkdir()
     buffers: list[memoryview] = []  # the growing in-memory set
     written: list[bytes] = []
     paths = [folder / f"data-{number:03d}.bin" for number in range(count)]
     try:
         for path in paths:
-            task.checkpoint()
-            data = memoryview(task.rng.bit_generator.random_raw(size // 8)).cast("B")
+            iteration.checkpoint()
+            data = memoryview(iteration.rng.bit_generator.random_raw(size // 8)).cast("B")
             buffers.append(data)
             written.append(hashlib.sha256(data).digest())
             storage.write_durably(path, data, result, chunk=_CHUNK)
         read_back = []
         for path in paths:
-            task.checkpoint()
+            iteration.checkpoint()
             read_back.append(_read_digest(path, result))
         result.check(
             "re-read files match the digests written",
             read_back == written,
             f"{sum(a != b for a, b in zip(read_back, written, strict=True))} of {count} differ",
         )
-        task.checkpoint()
-        matched = _random_reads(task, paths, buffers, result)
+        iteration.checkpoint()
+        matched = _random_reads(iteration, paths, buffers, result)
         result.check("random reads match the bytes held in memory", matched)
         result.fingerprint_with(*written)
     finally:
@@ -123,6 +123,6 @@ def run(ctx: Context) -> None:
         "random_read_iops": Rate("random_reads", ["random"], "IOPS"),
         "random_read_mb_s": Rate("random_bytes", ["random"], "MB/s", 1e6),
     }
-    storage_run = storage.run_on_storage(ctx, iteration, rates=rates)
+    storage_run = storage.run_on_storage(ctx, one_iteration, rates=rates)
     storage.report_latencies(ctx, "random_read", storage_run.totals.samples.get(_LATENCY_KEY))
     storage_run.report_bytes(ctx, issued_read=("bytes_read", "random_bytes"))

@@ -38,8 +38,8 @@ from PIL import Image, ImageFilter
 from workloads.io import storage
 from workloads.io.storage import KIB, MIB
 from workloads.runtime.context import Context
+from workloads.runtime.iterations import Iteration, IterationResult
 from workloads.runtime.rates import Rate
-from workloads.runtime.tasks import Task, TaskResult
 
 _SIDE = (384, 2048)  # image width at scale 1 (height 3/4 of it)
 _IMAGES = (2, 5)
@@ -110,7 +110,7 @@ def psnr(original: np.ndarray, decoded: np.ndarray) -> float:
 
 
 # -- file IO ----------------------------------------------------------------------------------
-def _read(path: Path, result: TaskResult) -> bytes:
+def _read(path: Path, result: IterationResult) -> bytes:
     started = time.perf_counter()
     with path.open("rb", buffering=0) as handle:
         data = handle.read()
@@ -128,7 +128,7 @@ def _encode(image: Image.Image, fmt: str, **options: Any) -> bytes:
 
 
 def _round_trip(
-    path: Path, image: Image.Image, fmt: str, result: TaskResult, **options: Any
+    path: Path, image: Image.Image, fmt: str, result: IterationResult, **options: Any
 ) -> np.ndarray:
     """Encode, write, read back and decode; returns the decoded pixels."""
     encoded = _encode(image, fmt, **options)
@@ -141,7 +141,7 @@ def _round_trip(
         return np.asarray(decoded.convert(image.mode))
 
 
-def stream_compress(path: Path, data: bytes, codec: str, result: TaskResult) -> int:
+def stream_compress(path: Path, data: bytes, codec: str, result: IterationResult) -> int:
     """Compress ``data`` chunk by chunk into ``path`` (fsync at the end); returns its size."""
     compressor = CODECS[codec][0]()
     view, written = memoryview(data), 0
@@ -157,7 +157,7 @@ def stream_compress(path: Path, data: bytes, codec: str, result: TaskResult) -> 
     return written
 
 
-def stream_decompress(path: Path, codec: str, result: TaskResult) -> tuple[bytes, int]:
+def stream_decompress(path: Path, codec: str, result: IterationResult) -> tuple[bytes, int]:
     """Decompress ``path`` chunk by chunk; returns the SHA-256 and length of the output."""
     decompressor, digest, length = CODECS[codec][1](), hashlib.sha256(), 0
     started = time.perf_counter()
@@ -173,17 +173,19 @@ def stream_decompress(path: Path, codec: str, result: TaskResult) -> tuple[bytes
 
 
 # -- one iteration ----------------------------------------------------------------------------
-def _plan(task: Task) -> tuple[int, int, int, int]:
+def _plan(iteration: Iteration) -> tuple[int, int, int, int]:
     """(images, width, height, blob bytes), within the memory and disk budgets."""
-    images = int(task.rng.integers(_IMAGES[0], _IMAGES[1] + 1))
-    side = task.scale**0.5
-    width = task.grow(_SIDE[0] * side, _SIDE[1] * side)
-    room = task.memory_budget * _MEMORY_SHARE / 8
-    if task.disk_budget:
-        room = min(room, task.disk_budget * _DISK_SHARE / 3)
+    images = int(iteration.rng.integers(_IMAGES[0], _IMAGES[1] + 1))
+    side = iteration.scale**0.5
+    width = iteration.grow(_SIDE[0] * side, _SIDE[1] * side)
+    room = iteration.memory_budget * _MEMORY_SHARE / 8
+    if iteration.disk_budget:
+        room = min(room, iteration.disk_budget * _DISK_SHARE / 3)
     width = min(width, (room / 3 / 0.75) ** 0.5)  # 3 bytes a pixel, height 3/4 of the width
     width = max(64, int(width) // 8 * 8)
-    blob = int(min(task.grow(_BLOB[0] * task.scale, _BLOB[1] * task.scale), room / 2))
+    blob = int(
+        min(iteration.grow(_BLOB[0] * iteration.scale, _BLOB[1] * iteration.scale), room / 2)
+    )
     return images, width, width * 3 // 4, max(KIB, blob)
 
 
@@ -194,21 +196,29 @@ def _process(image: Image.Image) -> Image.Image:
 
 
 def _one_image(
-    task: Task, folder: Path, number: int, plan: tuple[int, int, int, int], result: TaskResult
+    iteration: Iteration,
+    folder: Path,
+    number: int,
+    plan: tuple[int, int, int, int],
+    result: IterationResult,
 ) -> dict[str, Any]:
     """One image's round trips, processing and stream; its files are removed at the end."""
     try:
-        return _image_work(task, folder, number, plan, result)
+        return _image_work(iteration, folder, number, plan, result)
     finally:
         for path in folder.glob(f"*-{number}.*"):
             path.unlink()
 
 
 def _image_work(
-    task: Task, folder: Path, number: int, plan: tuple[int, int, int, int], result: TaskResult
+    iteration: Iteration,
+    folder: Path,
+    number: int,
+    plan: tuple[int, int, int, int],
+    result: IterationResult,
 ) -> dict[str, Any]:
     _, width, height, blob_size = plan
-    pixels = synthesise(task.rng, width, height)
+    pixels = synthesise(iteration.rng, width, height)
     image = Image.fromarray(pixels, "RGB")
     raw = pixels.tobytes()
     result.add("input_bytes", len(raw))
@@ -220,9 +230,9 @@ def _image_work(
     back = _round_trip(folder / f"processed-{number}.png", processed, "PNG", result)
     half = image.resize(processed.size, Image.Resampling.LANCZOS)
 
-    blob = binary_blob(task.rng, blob_size)
+    blob = binary_blob(iteration.rng, blob_size)
     stream = raw + blob
-    codec = tuple(CODECS)[(task.index + number) % len(CODECS)]
+    codec = tuple(CODECS)[(iteration.index + number) % len(CODECS)]
     compressed = stream_compress(folder / f"stream-{number}.{codec}", stream, codec, result)
     digest, length = stream_decompress(folder / f"stream-{number}.{codec}", codec, result)
     result.add("input_bytes", len(blob))
@@ -240,19 +250,19 @@ def _image_work(
     }
 
 
-def iteration(task: Task) -> TaskResult:
-    assert task.scratch is not None
-    plan = _plan(task)
+def one_iteration(iteration: Iteration) -> IterationResult:
+    assert iteration.scratch is not None
+    plan = _plan(iteration)
     images = plan[0]
-    result = TaskResult(size=images * plan[1] * plan[2] * 3)
-    folder = task.scratch / f"iteration-{task.index}"
+    result = IterationResult(size=images * plan[1] * plan[2] * 3)
+    folder = iteration.scratch / f"iteration-{iteration.index}"
     folder.mkdir()
     outcomes = []
     started = time.perf_counter()
     try:
         for number in range(images):
-            task.checkpoint()
-            outcomes.append(_one_image(task, folder, number, plan, result))
+            iteration.checkpoint()
+            outcomes.append(_one_image(iteration, folder, number, plan, result))
     finally:
         for path in folder.iterdir():
             path.unlink()
@@ -282,7 +292,7 @@ def run(ctx: Context) -> None:
         "file_read_mb_s": Rate("file_bytes_read", ["read"], "MB/s", 1e6),
         "stream_mb_s": Rate("stream_in", ["stream"], "MB/s", 1e6),
     }
-    storage_run = storage.run_on_storage(ctx, iteration, rates=rates)
+    storage_run = storage.run_on_storage(ctx, one_iteration, rates=rates)
     work = storage_run.totals.work
     ratios = {codec: (f"{codec}_in", f"{codec}_out") for codec in CODECS}
     ratios |= {fmt: ("image_bytes", f"image_{fmt}_bytes") for fmt in ("png", "jpeg")}

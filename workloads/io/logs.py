@@ -30,8 +30,8 @@ import numpy as np
 from workloads.io import storage
 from workloads.io.storage import MIB
 from workloads.runtime.context import Context
+from workloads.runtime.iterations import Iteration, IterationResult
 from workloads.runtime.rates import Rate
-from workloads.runtime.tasks import Task, TaskResult
 
 _LEVELS = ("DEBUG", "INFO", "WARN", "ERROR", "FATAL")
 _LEVEL_WEIGHTS = (0.25, 0.6, 0.1, 0.045, 0.005)
@@ -241,35 +241,35 @@ def report(tallies: Tallies) -> dict[str, Any]:
 
 
 # -- one iteration ----------------------------------------------------------------------------
-def _plan(task: Task) -> tuple[int, int]:
+def _plan(iteration: Iteration) -> tuple[int, int]:
     """(files, entries per file): both vary, within the memory and disk budgets."""
-    files = int(task.rng.integers(_FILES[0], _FILES[1] + 1))
-    lines = task.grow(_LINES[0] * task.scale, _LINES[1] * task.scale)
-    room = task.memory_budget * _MEMORY_SHARE * files
-    if task.disk_budget:
-        room = min(room, task.disk_budget * _DISK_SHARE)
+    files = int(iteration.rng.integers(_FILES[0], _FILES[1] + 1))
+    lines = iteration.grow(_LINES[0] * iteration.scale, _LINES[1] * iteration.scale)
+    room = iteration.memory_budget * _MEMORY_SHARE * files
+    if iteration.disk_budget:
+        room = min(room, iteration.disk_budget * _DISK_SHARE)
     lines = min(lines, room / _LINE_BYTES / 1.3)  # stack traces add about a quarter
     return files, max(10, int(lines / files))
 
 
-def iteration(task: Task) -> TaskResult:
-    assert task.scratch is not None
-    files, per_file = _plan(task)
-    result = TaskResult(size=files * per_file)
-    folder = task.scratch / f"iteration-{task.index}"
+def one_iteration(iteration: Iteration) -> IterationResult:
+    assert iteration.scratch is not None
+    files, per_file = _plan(iteration)
+    result = IterationResult(size=files * per_file)
+    folder = iteration.scratch / f"iteration-{iteration.index}"
     folder.mkdir()
     expected, found = Tallies(), Tallies()
     paths = [folder / f"app-{number}.log" for number in range(files)]
     try:
         for number, path in enumerate(paths):
-            task.checkpoint()
-            start_ms = int(task.rng.integers(0, 10**9)) + number
-            text = generate(task.rng, per_file, start_ms, expected)
+            iteration.checkpoint()
+            start_ms = int(iteration.rng.integers(0, 10**9)) + number
+            text = generate(iteration.rng, per_file, start_ms, expected)
             storage.write_durably(path, text.encode(), result)
             del text
         started = time.perf_counter()
         for path in paths:
-            task.checkpoint()
+            iteration.checkpoint()
             result.add("analysis_bytes", analyse(path, found))
         result.add("analysis_seconds", time.perf_counter() - started)
         result.add("lines", found.lines)
@@ -284,7 +284,7 @@ def iteration(task: Task) -> TaskResult:
     return result
 
 
-def _check_tallies(result: TaskResult, expected: Tallies, found: Tallies) -> None:
+def _check_tallies(result: IterationResult, expected: Tallies, found: Tallies) -> None:
     want, got = expected.summary(), found.summary()
     for key, label in (
         ("lines", "line count equals the generator's"),
@@ -306,7 +306,7 @@ def _differences(want: Any, got: Any) -> str:
     return f"{len(wrong)} differ" + (f", e.g. {wrong[0]!r}" if wrong else "")
 
 
-def _report_round_trip(path: Path, content: dict[str, Any], result: TaskResult) -> None:
+def _report_round_trip(path: Path, content: dict[str, Any], result: IterationResult) -> None:
     storage.write_durably(path, json.dumps(content, indent=1).encode(), result)
     data = path.read_bytes()
     result.add("bytes_read", len(data))
@@ -319,4 +319,4 @@ def run(ctx: Context) -> None:
         "analysis_read_mb_s": Rate("analysis_bytes", ["analysis"], "MB/s", 1e6),
         "write_mb_s": Rate("bytes_written", ["write"], "MB/s", 1e6),
     }
-    storage.run_on_storage(ctx, iteration, rates=rates).report_bytes(ctx)
+    storage.run_on_storage(ctx, one_iteration, rates=rates).report_bytes(ctx)

@@ -1,7 +1,7 @@
 """io-4: network-like IO with buffering, through real sockets on the loopback.
 
 Each iteration opens a TCP connection on the loopback (a Unix socket pair where there is no
-IPv4 loopback) between a producer thread and the task's own thread as consumer. The producer
+IPv4 loopback) between a producer thread and the iteration's own thread as consumer. The producer
 sends packets of 64-1500 bytes (a header with magic, version, sequence number, payload length,
 the payload's CRC-32 and the send time, then the payload) through a buffered writer whose size
 varies, flushing after bursts of random length. The consumer receives into a buffer of varying
@@ -37,8 +37,8 @@ import numpy as np
 from workloads.io import storage
 from workloads.io.storage import KIB, MIB
 from workloads.runtime.context import Context
+from workloads.runtime.iterations import Iteration, IterationResult
 from workloads.runtime.rates import Rate
-from workloads.runtime.tasks import Task, TaskResult
 
 MAGIC, VERSION = 0xCA1D, 1
 # magic, version, flags, sequence, payload length, payload CRC-32, send time (ns)
@@ -199,21 +199,21 @@ def connect(tcp: bool) -> tuple[socket.socket, socket.socket]:
 
 
 # -- consumer: one iteration ------------------------------------------------------------------
-def _plan(task: Task) -> Plan:
-    packets = task.grow(_PACKETS[0] * task.scale, _PACKETS[1] * task.scale)
-    if task.disk_budget:
-        packets = min(packets, task.disk_budget * _DISK_SHARE / np.mean(PACKET))
-    noise = min(task.grow(*_NOISE), task.memory_budget / 4)
+def _plan(iteration: Iteration) -> Plan:
+    packets = iteration.grow(_PACKETS[0] * iteration.scale, _PACKETS[1] * iteration.scale)
+    if iteration.disk_budget:
+        packets = min(packets, iteration.disk_budget * _DISK_SHARE / np.mean(PACKET))
+    noise = min(iteration.grow(*_NOISE), iteration.memory_budget / 4)
     return Plan(
         packets=max(100, int(packets)),
-        write_buffer=int(task.grow(*_WRITE_BUFFER)),
-        receive_buffer=int(task.grow(*_RECEIVE_BUFFER)),
+        write_buffer=int(iteration.grow(*_WRITE_BUFFER)),
+        receive_buffer=int(iteration.grow(*_RECEIVE_BUFFER)),
         noise=max(PACKET[1] * 4, int(noise)),
     )
 
 
 def _receive(
-    task: Task, receiver: socket.socket, capture: BinaryIO, plan: Plan, live: Parser
+    iteration: Iteration, receiver: socket.socket, capture: BinaryIO, plan: Plan, live: Parser
 ) -> None:
     """Receive until the producer closes, capturing and parsing as the bytes arrive."""
     buffer = bytearray(plan.receive_buffer)
@@ -221,11 +221,11 @@ def _receive(
     while count := receiver.recv_into(buffer):
         capture.write(view[:count])
         live.feed(view[:count])
-        task.checkpoint()
+        iteration.checkpoint()
     live.finish()
 
 
-def _reparse(path: Path, chunk: int, result: TaskResult) -> Stream:
+def _reparse(path: Path, chunk: int, result: IterationResult) -> Stream:
     stream = Stream()
     parser = Parser(stream)
     started = time.perf_counter()
@@ -239,19 +239,19 @@ def _reparse(path: Path, chunk: int, result: TaskResult) -> Stream:
     return stream
 
 
-def iteration(task: Task, tcp: bool = True) -> TaskResult:
-    assert task.scratch is not None
-    plan = _plan(task)
-    result = TaskResult(size=plan.packets)
-    path = task.scratch / f"capture-{task.index}.bin"
+def one_iteration(iteration: Iteration, tcp: bool = True) -> IterationResult:
+    assert iteration.scratch is not None
+    plan = _plan(iteration)
+    result = IterationResult(size=plan.packets)
+    path = iteration.scratch / f"capture-{iteration.index}.bin"
     sender, receiver = connect(tcp)
-    producer = Producer(sender, plan, task.rng)
+    producer = Producer(sender, plan, iteration.rng)
     live = Parser(Stream(), sample_every=-(-plan.packets // storage.LATENCIES_KEPT))
     capture = path.open("wb", buffering=plan.receive_buffer)
     try:
         started = time.perf_counter()
         producer.start()
-        _receive(task, receiver, capture, plan, live)
+        _receive(iteration, receiver, capture, plan, live)
         producer.join(_JOIN_TIMEOUT)
         seconds = time.perf_counter() - started
         if producer.error is not None:
@@ -274,7 +274,9 @@ def iteration(task: Task, tcp: bool = True) -> TaskResult:
     return result
 
 
-def _record(result: TaskResult, sent: Stream, live: Stream, replay: Stream, seconds: float) -> None:
+def _record(
+    result: IterationResult, sent: Stream, live: Stream, replay: Stream, seconds: float
+) -> None:
     result.add("messages", live.packets)
     result.add("message_bytes", live.bytes)
     result.add("transfer_seconds", seconds)
@@ -311,7 +313,7 @@ def run(ctx: Context) -> None:
     transport = "TCP on 127.0.0.1" if tcp else "Unix socket pair (no IPv4 loopback)"
     storage_run = storage.run_on_storage(
         ctx,
-        partial(iteration, tcp=tcp),
+        partial(one_iteration, tcp=tcp),
         buffered="buffered capture, fsync",
         notes={"transport": transport},
         rates=RATES,

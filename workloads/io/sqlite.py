@@ -43,8 +43,8 @@ import numpy as np
 from workloads.io import storage
 from workloads.io.storage import MIB
 from workloads.runtime.context import Context
+from workloads.runtime.iterations import Interrupted, Iteration, IterationResult
 from workloads.runtime.rates import Rate
-from workloads.runtime.tasks import Interrupted, Task, TaskResult
 
 _CATEGORIES = ("books", "games", "garden", "grocery", "health", "music", "sports", "tools")
 _STATUSES = ("new", "paid", "shipped", "returned")
@@ -139,7 +139,7 @@ class Database:
         self.connection: sqlite3.Connection | None = None
         self.model = Model()
         self.peak_bytes = 0  # of the database and its WAL, after an iteration
-        self._task: Task | None = None
+        self._task: Iteration | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     def _open(self, folder: Path, disk_budget: int) -> sqlite3.Connection:
@@ -185,24 +185,24 @@ class Database:
                 raise full from error
             raise
 
-    def __call__(self, task: Task) -> TaskResult:
-        assert task.scratch is not None
-        self._task = task
+    def __call__(self, iteration: Iteration) -> IterationResult:
+        assert iteration.scratch is not None
+        self._task = iteration
         with self._errors():
             if self.connection is None:
-                self.connection = self._open(task.scratch, task.disk_budget)
-            result = _iteration(task, self.connection, self.model)
+                self.connection = self._open(iteration.scratch, iteration.disk_budget)
+            result = _iteration(iteration, self.connection, self.model)
         self.peak_bytes = max(self.peak_bytes, _file_bytes(self.path))
         return result
 
 
 # -- one iteration ----------------------------------------------------------------------------
-def _scaled(task: Task, bounds: tuple[int, int]) -> int:
-    return max(1, int(task.grow(bounds[0] * task.scale, bounds[1] * task.scale)))
+def _scaled(iteration: Iteration, bounds: tuple[int, int]) -> int:
+    return max(1, int(iteration.grow(bounds[0] * iteration.scale, bounds[1] * iteration.scale)))
 
 
 def _timed(
-    result: TaskResult, counter: str, samples: str | None = None
+    result: IterationResult, counter: str, samples: str | None = None
 ) -> Callable[[Callable[[], Any]], Any]:
     """Run a callable, adding its time to ``<counter>_seconds`` (and to latency samples)."""
 
@@ -230,10 +230,12 @@ def _transaction(connection: sqlite3.Connection, statement: str, rows: list[tupl
         raise
 
 
-def _insert(task: Task, connection: sqlite3.Connection, model: Model, result: TaskResult) -> None:
-    rng, count = task.rng, _scaled(task, _INSERTS)
-    if task.disk_budget:
-        count = max(1, min(count, int(task.disk_budget * _INSERT_SHARE / _ROW_BYTES)))
+def _insert(
+    iteration: Iteration, connection: sqlite3.Connection, model: Model, result: IterationResult
+) -> None:
+    rng, count = iteration.rng, _scaled(iteration, _INSERTS)
+    if iteration.disk_budget:
+        count = max(1, min(count, int(iteration.disk_budget * _INSERT_SHARE / _ROW_BYTES)))
     category = rng.integers(0, len(_CATEGORIES), count)
     customer = rng.integers(0, _CUSTOMERS, count)
     status = rng.integers(0, len(_STATUSES), count)
@@ -256,11 +258,11 @@ def _insert(task: Task, connection: sqlite3.Connection, model: Model, result: Ta
                 zlib.crc32(payload),
             )
         )
-    batch = _scaled(task, _INSERT_BATCH)
+    batch = _scaled(iteration, _INSERT_BATCH)
     timed = _timed(result, "transaction", _TRANSACTION_LATENCY)
     statement = "INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, 0)"
     for first in range(0, count, batch):
-        task.checkpoint()
+        iteration.checkpoint()
         chunk = rows[first : first + batch]
         timed(lambda chunk=chunk: _transaction(connection, statement, chunk))
         result.add("transactions", 1)
@@ -269,16 +271,16 @@ def _insert(task: Task, connection: sqlite3.Connection, model: Model, result: Ta
 
 
 def _point_queries(
-    task: Task, connection: sqlite3.Connection, model: Model, result: TaskResult
+    iteration: Iteration, connection: sqlite3.Connection, model: Model, result: IterationResult
 ) -> int:
     """Random rows by id; returns how many differ from the model or their CRC-32."""
-    ids = task.rng.integers(model.low, model.high, _scaled(task, _POINT_QUERIES))
+    ids = iteration.rng.integers(model.low, model.high, _scaled(iteration, _POINT_QUERIES))
     timed = _timed(result, "query", _POINT_LATENCY)
     statement = "SELECT category, customer, amount, payload, crc FROM orders WHERE id = ?"
     wrong = 0
     for number, row_id in enumerate(ids.tolist()):
         if number % 1000 == 0:
-            task.checkpoint()
+            iteration.checkpoint()
         row = timed(lambda row_id=row_id: connection.execute(statement, (row_id,)).fetchone())
         at = row_id - model.low
         wrong += row is None or (
@@ -293,13 +295,13 @@ def _point_queries(
 
 
 def _range_queries(
-    task: Task, connection: sqlite3.Connection, model: Model, result: TaskResult
+    iteration: Iteration, connection: sqlite3.Connection, model: Model, result: IterationResult
 ) -> int:
-    rng, timed, wrong = task.rng, _timed(result, "query"), 0
+    rng, timed, wrong = iteration.rng, _timed(result, "query"), 0
     statement = "SELECT count(*), coalesce(sum(amount), 0) FROM orders WHERE id BETWEEN ? AND ?"
-    count = _scaled(task, _RANGE_QUERIES)
+    count = _scaled(iteration, _RANGE_QUERIES)
     for _ in range(count):
-        task.checkpoint()
+        iteration.checkpoint()
         first = int(rng.integers(model.low, model.high))
         last = first + int(rng.integers(10, 1000))
         found = timed(lambda a=first, b=last: connection.execute(statement, (a, b)).fetchone())
@@ -310,16 +312,16 @@ def _range_queries(
 
 
 def _aggregate_queries(
-    task: Task, connection: sqlite3.Connection, model: Model, result: TaskResult
+    iteration: Iteration, connection: sqlite3.Connection, model: Model, result: IterationResult
 ) -> int:
-    rng, timed, wrong = task.rng, _timed(result, "query"), 0
+    rng, timed, wrong = iteration.rng, _timed(result, "query"), 0
     statement = (
         "SELECT category, count(*), sum(amount) FROM orders "
         "WHERE customer BETWEEN ? AND ? GROUP BY category"
     )
-    count = _scaled(task, _AGGREGATE_QUERIES)
+    count = _scaled(iteration, _AGGREGATE_QUERIES)
     for _ in range(count):
-        task.checkpoint()
+        iteration.checkpoint()
         low = int(rng.integers(0, _CUSTOMERS))
         high = low + int(rng.integers(100, 2000))
         rows = timed(lambda a=low, b=high: connection.execute(statement, (a, b)).fetchall())
@@ -329,12 +331,14 @@ def _aggregate_queries(
     return wrong
 
 
-def _updates(task: Task, connection: sqlite3.Connection, model: Model, result: TaskResult) -> None:
-    rng = task.rng
+def _updates(
+    iteration: Iteration, connection: sqlite3.Connection, model: Model, result: IterationResult
+) -> None:
+    rng = iteration.rng
     timed = _timed(result, "transaction", _TRANSACTION_LATENCY)
     statement = "UPDATE orders SET amount = amount + ?, version = version + 1 WHERE id = ?"
-    for _ in range(_scaled(task, _UPDATE_TRANSACTIONS)):
-        task.checkpoint()
+    for _ in range(_scaled(iteration, _UPDATE_TRANSACTIONS)):
+        iteration.checkpoint()
         size = int(rng.integers(_UPDATES_PER_TRANSACTION[0], _UPDATES_PER_TRANSACTION[1] + 1))
         ids = rng.integers(model.low, model.high, size)
         deltas = rng.integers(-500, 501, size)
@@ -359,11 +363,13 @@ def _live_bytes(connection: sqlite3.Connection) -> int:
     return pages * _pragma(connection, "page_size")
 
 
-def _retain(task: Task, connection: sqlite3.Connection, model: Model, result: TaskResult) -> None:
+def _retain(
+    iteration: Iteration, connection: sqlite3.Connection, model: Model, result: IterationResult
+) -> None:
     """Delete the oldest rows when the live data exceeds its share of the disk."""
-    target = _DATABASE_BYTES * task.scale
-    if task.disk_budget:
-        target = min(target, task.disk_budget * _LIVE_SHARE)
+    target = _DATABASE_BYTES * iteration.scale
+    if iteration.disk_budget:
+        target = min(target, iteration.disk_budget * _LIVE_SHARE)
     live = _live_bytes(connection)
     if live <= target or model.rows < 2:
         return
@@ -377,7 +383,7 @@ def _retain(task: Task, connection: sqlite3.Connection, model: Model, result: Ta
 
 
 def _verify(
-    connection: sqlite3.Connection, model: Model, result: TaskResult, wrong: dict[str, int]
+    connection: sqlite3.Connection, model: Model, result: IterationResult, wrong: dict[str, int]
 ) -> None:
     integrity = [row[0] for row in connection.execute("PRAGMA integrity_check").fetchall()]
     result.check("PRAGMA integrity_check is ok", integrity == ["ok"], "; ".join(integrity)[:200])
@@ -408,19 +414,21 @@ def _verify(
     result.fingerprint_with(count, low, high, sorted(per_category.items()))
 
 
-def _iteration(task: Task, connection: sqlite3.Connection, model: Model) -> TaskResult:
-    cache = min(task.grow(*_CACHE), task.memory_budget * _MEMORY_SHARE)
+def _iteration(
+    iteration: Iteration, connection: sqlite3.Connection, model: Model
+) -> IterationResult:
+    cache = min(iteration.grow(*_CACHE), iteration.memory_budget * _MEMORY_SHARE)
     connection.execute(f"PRAGMA cache_size = -{max(1024, int(cache) // 1024)}")
-    result = TaskResult()
-    _insert(task, connection, model, result)
+    result = IterationResult()
+    _insert(iteration, connection, model, result)
     wrong = {
-        "point": _point_queries(task, connection, model, result),
-        "range": _range_queries(task, connection, model, result),
-        "aggregate": _aggregate_queries(task, connection, model, result),
+        "point": _point_queries(iteration, connection, model, result),
+        "range": _range_queries(iteration, connection, model, result),
+        "aggregate": _aggregate_queries(iteration, connection, model, result),
     }
-    _updates(task, connection, model, result)
-    _retain(task, connection, model, result)
-    task.checkpoint()
+    _updates(iteration, connection, model, result)
+    _retain(iteration, connection, model, result)
+    iteration.checkpoint()
     _verify(connection, model, result, wrong)
     for key, values in result.samples.items():
         result.samples[key] = storage.evenly(values)

@@ -32,7 +32,7 @@ import numpy as np
 import psutil
 
 from workloads.runtime.filesystems import mount_of
-from workloads.runtime.tasks import TaskFunction, TaskResult
+from workloads.runtime.iterations import IterationFunction, IterationResult
 
 if TYPE_CHECKING:
     from workloads.runtime.context import Context
@@ -168,7 +168,7 @@ def durable_file(path: Path) -> Iterator[int]:
 def write_durably(
     path: Path,
     data: bytes | memoryview,
-    result: TaskResult,
+    result: IterationResult,
     *,
     chunk: int = 0,
     byte_counters: Sequence[str] = ("bytes_written",),
@@ -295,7 +295,7 @@ class StorageRun:
 
 def run_on_storage(
     ctx: Context,
-    tasks: TaskFunction,
+    one_iteration: IterationFunction,
     *,
     buffered: str = BUFFERED_FSYNC,
     wants_direct: bool = False,
@@ -304,22 +304,22 @@ def run_on_storage(
     finish: Callable[[], None] | None = None,
     rates: Mapping[str, Rate] | None = None,
 ) -> StorageRun:
-    """Run an IO workload's ``tasks`` on the scratch storage, in worker processes unless
-    ``processes`` is false.
+    """Run an IO workload's iterations (``one_iteration``) on the scratch storage, in worker
+    processes unless ``processes`` is false.
 
     The IO mode is chosen and recorded first (``choose_io_mode``; with ``wants_direct``,
-    ``tasks`` is called with ``direct=`` the choice), then ``notes`` beside it. The kernel's
-    bytes are counted over the tasks and ``finish``, which closes what the tasks kept open
-    (its writes count too). ``rates`` are the workload's rate metrics (``ctx.run_tasks``).
+    ``one_iteration`` is called with ``direct=`` the choice), then ``notes`` beside it. The
+    kernel's bytes are counted over the iterations and ``finish``, which closes what they kept
+    open (its writes count too). ``rates`` are the workload's rate metrics (``ctx.run_iterations``).
     """
     direct = choose_io_mode(ctx, wants_direct=wants_direct, buffered=buffered)
     for key, value in (notes or {}).items():
         ctx.note(key, value)
     if wants_direct:
-        tasks = partial(tasks, direct=direct)
+        one_iteration = partial(one_iteration, direct=direct)
     kernel = KernelBytes().start()
     try:
-        totals = ctx.run_tasks(tasks, processes=processes, scratch=True, rates=rates)
+        totals = ctx.run_iterations(one_iteration, processes=processes, scratch=True, rates=rates)
     finally:
         if finish is not None:
             finish()

@@ -1,6 +1,6 @@
 """The Context: everything a workload's ``run(ctx)`` function may use, and nothing else.
 
-A workload runs its iterations through ``ctx.run_tasks`` (which honours the duration, iteration
+A workload runs its iterations through ``ctx.run_iterations`` (which honours the duration, iteration
 limit, stop signals, workers and load shape), then reports metrics and end-of-run checks.
 """
 
@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from workloads.runtime import scratch as scratch_folders
 from workloads.runtime.filesystems import mount_of
+from workloads.runtime.iterations import Check, IterationFunction
 from workloads.runtime.loadshape import LoadShape
 from workloads.runtime.pool import Plan, run_inline, run_processes
 from workloads.runtime.rates import Rate
 from workloads.runtime.record import Recorder, Totals
 from workloads.runtime.sizes import format_size
-from workloads.runtime.tasks import Check, TaskFunction
 
 if TYPE_CHECKING:  # worker processes import this module: keep their start-up light
     from workloads.manifest import Workload
@@ -67,7 +67,7 @@ class Context:
         self.recorder = Recorder()
         self.metrics: dict[str, Metric] = {}
         self.rates: dict[str, Rate] = {}  # declared before the run: known live too
-        self.iterating = False  # run_tasks has begun: a stop now has work to save
+        self.iterating = False  # run_iterations has begun: a stop now has work to save
         self.checks: dict[str, Check] = {}
         self.inconclusive_checks: dict[str, str] = {}  # name -> why it could not judge
         self.details: dict[str, Any] = {}
@@ -79,9 +79,9 @@ class Context:
         self._disk_budget: int | None = None
 
     # -- running iterations -------------------------------------------------------------------
-    def run_tasks(
+    def run_iterations(
         self,
-        fn: TaskFunction,
+        fn: IterationFunction,
         *,
         processes: bool = True,
         scratch: bool = False,
@@ -92,7 +92,7 @@ class Context:
         With ``processes`` the iterations are spread over ``params.workers`` spawned processes
         (``fn`` must be a module-level function); otherwise they run in this thread, one after
         another, and ``fn`` may keep state (a model, an open database) between iterations.
-        With ``scratch`` each task gets a private folder and a share of the disk budget.
+        With ``scratch`` each iteration gets a private folder and a share of the disk budget.
         ``rates`` are metrics of the run's counters: reported at the end, and live meanwhile.
         """
         self.rates.update(rates or {})

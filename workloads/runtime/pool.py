@@ -1,6 +1,6 @@
-"""Runs a task function over iterations, inline or across worker processes.
+"""Runs a iteration function over iterations, inline or across worker processes.
 
-Both executors share one loop: claim the next iteration, stop when the run must, time the task,
+Both executors share one loop: claim the next iteration, stop when the run must, time the iteration,
 record it, then let the duty cycle sleep. Processes are spawned (never forked: the parent has
 threads), each with single-threaded BLAS, so N workers keep exactly N cores busy.
 """
@@ -21,9 +21,9 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from workloads.runtime.iterations import Interrupted, Iteration, IterationFunction, IterationRecord
 from workloads.runtime.loadshape import DutyCycle, LoadShape
 from workloads.runtime.record import Recorder
-from workloads.runtime.tasks import Done, Interrupted, Task, TaskFunction
 
 # After the deadline, workers get this long to finish their unit before they are terminated
 # (unfinished units are discarded, so waiting longer would only make --duration less exact).
@@ -61,7 +61,7 @@ def _describe(error: BaseException) -> dict[str, Any]:
 class Plan:
     """Everything a worker needs to run iterations; picklable."""
 
-    fn: TaskFunction
+    fn: IterationFunction
     seed: int
     scale: float
     memory_budget: int  # for the whole run, shared among workers
@@ -74,12 +74,12 @@ class Plan:
     scratch: Path | None = None  # the run's scratch folder; each worker gets a subfolder
     disk_budget: int = 0  # for the whole run, shared among workers
 
-    def task(self, index: int, worker: int, stop: object) -> Task:
+    def iteration(self, index: int, worker: int, stop: object) -> Iteration:
         scratch = None
         if self.scratch is not None:
             scratch = self.scratch / f"worker-{worker}"
             scratch.mkdir(exist_ok=True)
-        return Task(
+        return Iteration(
             index=index,
             seed=self.seed,
             scale=self.scale,
@@ -101,26 +101,31 @@ def _work_loop(
     worker: int,
     claim: Callable[[], int],
     stop: threading.Event,
-    record: Callable[[Done], None],
+    record: Callable[[IterationRecord], None],
 ) -> None:
     cycle = DutyCycle(plan.shape, plan.origin, stop.wait)
     while True:
         index = claim()
-        task = plan.task(index, worker, stop)
-        if plan.exhausted(index) or task.stopping():
+        iteration = plan.iteration(index, worker, stop)
+        if plan.exhausted(index) or iteration.stopping():
             return
         started, clock = time.monotonic(), time.perf_counter()
         try:
-            result = plan.fn(task)
+            result = plan.fn(iteration)
         except Interrupted:
             return
         seconds = time.perf_counter() - clock
-        record(Done(index=index, worker=worker, started=started, seconds=seconds, result=result))
+        record(
+            IterationRecord(
+                index=index, worker=worker, started=started, seconds=seconds, result=result
+            )
+        )
         cycle.after_unit(seconds)
 
 
 def run_inline(plan: Plan, recorder: Recorder, stop: threading.Event) -> None:
-    """Run iterations one after another in this thread (GPU work, or state kept across tasks)."""
+    """Run iterations one after another in this thread (GPU work, or state kept between
+    iterations)."""
     counter = iter(range(plan.first_index, 1 << 62))
     _work_loop(plan, 0, lambda: next(counter), stop, recorder.add)
 

@@ -1,9 +1,9 @@
 """Rates: a work counter per second, the shape of nearly every metric a workload reports.
 
-A task times its phases with ``timed(result, "sort")``, which adds to the ``sort_seconds``
+A iteration times its phases with ``timed(result, "sort")``, which adds to the ``sort_seconds``
 counter (one spelling for every workload); ``Rate("elements", ["sort"], "elements/s")`` is
 then elements per second spent sorting, summed over workers, and ``Rate("samples", (),
-"samples/s")`` samples per second of work. Declared before the run (``ctx.run_tasks(fn,
+"samples/s")`` samples per second of work. Declared before the run (``ctx.run_iterations(fn,
 rates=...)``), the same definitions give the live value and the document's.
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import NamedTuple
 
+from workloads.runtime.iterations import IterationResult
 from workloads.runtime.record import Totals
-from workloads.runtime.tasks import TaskResult
 
 
 def seconds_counter(operation: str) -> str:
@@ -24,7 +24,7 @@ def seconds_counter(operation: str) -> str:
 
 
 @contextmanager
-def timed(result: TaskResult, operation: str) -> Iterator[None]:
+def timed(result: IterationResult, operation: str) -> Iterator[None]:
     """Add the seconds spent in the block to the result's ``<operation>_seconds`` counter."""
     started = time.perf_counter()
     try:

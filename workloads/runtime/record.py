@@ -6,7 +6,7 @@ import hashlib
 import threading
 from dataclasses import dataclass, field
 
-from workloads.runtime.tasks import Done
+from workloads.runtime.iterations import IterationRecord
 
 # The document keeps the first problem sizes only: enough to compare runs, bounded in size.
 SIZES_KEPT = 200
@@ -57,12 +57,12 @@ class Totals:
 class Recorder:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._done: list[Done] = []
+        self._done: list[IterationRecord] = []
         self._work: dict[str, float] = {}  # running sums, for live rates
         self._busy = 0.0
         self.workers = 1
 
-    def add(self, done: Done) -> None:
+    def add(self, done: IterationRecord) -> None:
         with self._lock:
             self._done.append(done)
             self._busy += done.seconds

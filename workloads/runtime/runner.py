@@ -26,6 +26,7 @@ from workloads.manifest import Workload
 from workloads.runtime.context import Context
 from workloads.runtime.environment import describe_environment
 from workloads.runtime.exporter import open_exporter, sample_values
+from workloads.runtime.iterations import Interrupted
 from workloads.runtime.limits import Limits
 from workloads.runtime.params import InsufficientMemory, RunParams, memory_budget
 from workloads.runtime.pool import WorkerError
@@ -41,7 +42,6 @@ from workloads.runtime.results import (
 from workloads.runtime.sampler import ResourceSampler, process_tree_totals
 from workloads.runtime.signals import StopOnSignal
 from workloads.runtime.sizes import format_size
-from workloads.runtime.tasks import Interrupted
 
 EXIT_COMPLETED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # After a stop signal the document must be on disk within this many seconds, whatever the
@@ -136,7 +136,7 @@ class Run:
             try:
                 self._call_workload()
             except Interrupted:
-                pass  # a stop reached outside run_tasks: the run ends like any stopped run
+                pass  # a stop reached outside run_iterations: the run ends like any stopped run
             except Exception as err:  # every failure still leaves a document
                 error = err
             finally:
@@ -182,8 +182,11 @@ class Run:
         while not self._finished.is_set():
             if self.stop.wait(0.2):
                 break
+        if self._finished.wait(SETUP_STOP_DEADLINE):
+            return
+        # Still setting up: nothing to save. Iterating: the iterations stop themselves, in time.
         iterating = self.ctx.iterating
-        if self._finished.wait(STOP_DEADLINE if iterating else SETUP_STOP_DEADLINE):
+        if iterating and self._finished.wait(STOP_DEADLINE - SETUP_STOP_DEADLINE):
             return
         with contextlib.suppress(Exception):
             self.progress.close()

@@ -1,7 +1,9 @@
-"""Units of work: what a workload's task function receives (Task) and returns (TaskResult).
+"""Iterations: what a workload's iteration function receives (Iteration) and returns
+(IterationResult), and what the runtime records of it (IterationRecord).
 
-An iteration is one task. Its random numbers come from (seed, index) alone, so the sequence of
-problem sizes and the verification digest depend on the seed and not on which worker ran what.
+An iteration is one unit of a workload's work. Its random numbers come from (seed, index) alone,
+so the sequence of problem sizes and the verification digest depend on the seed and not on which
+worker ran what.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import numpy as np
 
 
 class Interrupted(Exception):
-    """Raised by Task.checkpoint() when the run must stop; the unfinished task is discarded."""
+    """Raised by Iteration.checkpoint() when the run must stop; the unfinished iteration is
+    discarded."""
 
 
 class _StopFlag(Protocol):
@@ -26,17 +29,17 @@ class _StopFlag(Protocol):
 
 
 @dataclass
-class Task:
+class Iteration:
     index: int  # 0-based iteration number
     seed: int  # the run's seed
     scale: float  # problem-size factor
-    memory_budget: int  # bytes this task may hold (the run's budget shared among workers)
+    memory_budget: int  # bytes this iteration may hold (the run's budget shared among workers)
     worker: int
     workers: int
     stop: _StopFlag = field(repr=False)
     deadline: float = field(repr=False)  # time.monotonic() at which the run ends
     scratch: Path | None = None  # this worker's scratch folder, when the workload asked for one
-    disk_budget: int = 0  # bytes of scratch data this task may keep on disk at once
+    disk_budget: int = 0  # bytes of scratch data this iteration may keep on disk at once
 
     @cached_property
     def rng(self) -> np.random.Generator:
@@ -46,7 +49,7 @@ class Task:
         return self.stop.is_set() or time.monotonic() >= self.deadline
 
     def checkpoint(self) -> None:
-        """Call between steps of a long task: raises Interrupted when the run must stop."""
+        """Call between steps of a long iteration: raises Interrupted when the run must stop."""
         if self.stopping():
             raise Interrupted
 
@@ -66,7 +69,7 @@ class Check:
 
 
 @dataclass
-class TaskResult:
+class IterationResult:
     """What one iteration did: work counters, verification checks and a fingerprint."""
 
     work: dict[str, float] = field(default_factory=dict)  # summed over iterations
@@ -91,14 +94,14 @@ class TaskResult:
 
 
 @dataclass
-class Done:
+class IterationRecord:
     """A finished iteration, as the runtime records it."""
 
     index: int
     worker: int
-    started: float  # time.monotonic() when the task began
-    seconds: float  # busy time of the task
-    result: TaskResult
+    started: float  # time.monotonic() when the iteration began
+    seconds: float  # busy time of the iteration
+    result: IterationResult
 
 
-TaskFunction = Callable[[Task], TaskResult]
+IterationFunction = Callable[[Iteration], IterationResult]
