@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from workloads.io import access, storage  # noqa: E402
 from workloads.runtime.filesystems import mount_of  # noqa: E402
-from workloads.runtime.sizes import format_size, parse_size  # noqa: E402
+from workloads.sizes import format_size, parse_size  # noqa: E402
 
 TARGET = 0.8
 

@@ -426,4 +426,6 @@ def test_every_codec_round_trips_every_kind() -> None:
 def test_a_lossy_codec_fails_its_check(monkeypatch: pytest.MonkeyPatch) -> None:
     decompress = zlib.decompress
     monkeypatch.setattr(compression.zlib, "decompress", lambda data: decompress(data)[1:])
-    assert _failed(compression.one_iteration(_iteration(0))) == {"round trips give back the original bytes"}
+    assert _failed(compression.one_iteration(_iteration(0))) == {
+        "round trips give back the original bytes"
+    }

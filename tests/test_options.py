@@ -16,7 +16,7 @@ from workloads.runtime.params import (
     memory_budget,
     resolve_params,
 )
-from workloads.runtime.sizes import parse_size
+from workloads.sizes import parse_size
 
 WORKLOAD = load_manifest(ROOT / "workloads.yaml").get("cpu-1")
 

@@ -92,7 +92,7 @@ def _list(args: argparse.Namespace, manifest: Manifest) -> int:
     if args.json:
         print(json.dumps([_entry(workload) for workload in manifest], indent=2))
         return 0
-    from workloads.runtime.sizes import format_size
+    from workloads.sizes import format_size
 
     rows = [("ID", "TASK TYPE", "CPUS", "MEMORY", "DISK", "GPUS", "DURATION", "TITLE")]
     for w in manifest:
@@ -121,7 +121,7 @@ def _describe(args: argparse.Namespace, manifest: Manifest) -> int:
     if args.json:
         print(json.dumps(_entry(workload), indent=2))
         return 0
-    from workloads.runtime.sizes import format_size
+    from workloads.sizes import format_size
 
     e = workload.envelope
     gpu = f", {e.gpus} GPU(s) with {format_size(e.gpu_memory)}" if e.gpus else ""

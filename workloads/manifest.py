@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from workloads.runtime.sizes import parse_size
+from workloads.sizes import parse_size
 
 MANIFEST_ENV = "CLOUDAI_MANIFEST"
 MANIFEST_NAME = "workloads.yaml"

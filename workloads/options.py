@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from workloads.runtime.loadshape import PROFILES
+from workloads.runtime.params import DEVICES, Given
 from workloads.runtime.progress import PROGRESS_MODES
-from workloads.runtime.sizes import parse_size
+from workloads.sizes import parse_size
 
 ENV_PREFIX = "CLOUDAI_"
-DEVICES = ("auto", "cpu", "cuda")
 
 
 class UsageError(Exception):
@@ -213,14 +213,6 @@ OPTIONS: tuple[Option, ...] = (
         "write the same metrics to this file at every sample (node_exporter's textfile collector)",
     ),
 )
-
-
-@dataclass(frozen=True)
-class Given:
-    """A control's value and where it came from."""
-
-    value: Any
-    source: str  # "flag" or "env"
 
 
 def gather(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> dict[str, Given]:

@@ -3,5 +3,5 @@
 Workload modules use ``workloads.runtime.context.Context`` (handed to their ``run`` function),
 ``workloads.runtime.iterations`` (Iteration, IterationResult, Interrupted) and
 ``workloads.runtime.rates``. This package's ``__init__`` stays empty so that importing a piece
-of it (sizes, limits) stays cheap.
+of it (limits, rates) stays cheap.
 """

@@ -22,7 +22,7 @@ from workloads.runtime.loadshape import LoadShape
 from workloads.runtime.pool import Plan, run_inline, run_processes
 from workloads.runtime.rates import Rate
 from workloads.runtime.record import Recorder, Totals
-from workloads.runtime.sizes import format_size
+from workloads.sizes import format_size
 
 if TYPE_CHECKING:  # worker processes import this module: keep their start-up light
     from workloads.manifest import Workload

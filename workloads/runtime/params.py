@@ -5,15 +5,14 @@ from __future__ import annotations
 import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
 from workloads.manifest import Workload
-from workloads.options import Given
 from workloads.runtime.limits import Limits
 from workloads.runtime.results import choose_results_dir
-from workloads.runtime.sizes import format_size
+from workloads.sizes import format_size
 
 # Headroom left under the memory limit for the page cache, allocator slack and the interpreter's
 # own growth: the budget is what the workload's data may take.
@@ -21,6 +20,18 @@ MEMORY_HEADROOM = 0.15
 # Resident size of one spawned worker before it allocates anything (Python, numpy, the runtime).
 WORKER_FOOTPRINT = 48 << 20
 MINIMUM_BUDGET = 16 << 20
+
+
+Device = Literal["auto", "cpu", "cuda"]
+DEVICES: tuple[str, ...] = get_args(Device)
+
+
+@dataclass(frozen=True)
+class Given:
+    """A control's value and where it came from (the options layer makes these)."""
+
+    value: Any
+    source: str  # "flag" or "env"
 
 
 class InsufficientMemory(Exception):

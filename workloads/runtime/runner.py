@@ -41,7 +41,7 @@ from workloads.runtime.results import (
 )
 from workloads.runtime.sampler import ResourceSampler, process_tree_totals
 from workloads.runtime.signals import StopOnSignal
-from workloads.runtime.sizes import format_size
+from workloads.sizes import format_size
 
 EXIT_COMPLETED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # After a stop signal the document must be on disk within this many seconds, whatever the
