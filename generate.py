@@ -25,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 from workloads import analysis  # noqa: E402
 from workloads.manifest import Manifest, ManifestError, load_manifest  # noqa: E402
 from workloads.options import OPTIONS  # noqa: E402
-from workloads.runtime import exporter  # noqa: E402
+from workloads.runtime import document, exporter  # noqa: E402
+from workloads.runtime.results import SCHEMA_PATH  # noqa: E402
 
 HEADER = "Generated from workloads.yaml by generate.py: do not edit."
 LAUNCHERS = ROOT / "workloads" / "launchers"
@@ -87,6 +88,7 @@ def render(manifest: Manifest) -> list[Output]:
     table = templates.get_template("workload-table.md.j2").render(manifest=manifest)
     outputs.append(Output(README, _splice(README.read_text(), table)))
     outputs += _build_files(templates, manifest)
+    outputs.append(_schema(SCHEMA_PATH, document.schema()))
     outputs.append(_schema(analysis.SUMMARY_SCHEMA_PATH, analysis.schema()))
     return outputs
 

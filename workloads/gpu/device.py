@@ -253,7 +253,7 @@ def record_device_use(
 
 def record_peak_memory(ctx: Context, device: torch.device) -> None:
     if device.type == "cuda":
-        ctx.resources["gpu_memory_peak_bytes"] = torch.cuda.max_memory_allocated(device)
+        ctx.record_gpu_memory_peak(torch.cuda.max_memory_allocated(device))
         ctx.metric(
             "gpu_memory_allocated_peak", torch.cuda.max_memory_allocated(device) / 2**30, "GiB"
         )

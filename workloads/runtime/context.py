@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,8 +41,19 @@ class Metric:
     value: float | None  # None: nothing was measured (no iteration, or the phase never ran)
     unit: str
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "unit": self.unit}
+
+@dataclass
+class Reported:
+    """What the workload said through its Context: the runner reads this record, and the
+    document is assembled from it (with what the runtime measured)."""
+
+    metrics: dict[str, Metric] = field(default_factory=dict)
+    rates: dict[str, Rate] = field(default_factory=dict)  # declared before the run: live too
+    checks: dict[str, Check] = field(default_factory=dict)
+    inconclusive: dict[str, str] = field(default_factory=dict)  # name -> why it could not judge
+    details: dict[str, Any] = field(default_factory=dict)
+    device: dict[str, Any] = field(default_factory=dict)
+    gpu_memory_peak_bytes: float | None = None
 
 
 class Context:
@@ -65,13 +76,10 @@ class Context:
         self.stop = stop
         self.shape = LoadShape(params.profile, params.intensity, params.duration, params.seed)
         self.recorder = Recorder()
-        self.metrics: dict[str, Metric] = {}
-        self.rates: dict[str, Rate] = {}  # declared before the run: known live too
+        self.reported = Reported(
+            device={"requested": params.device, "used": "cpu", "fallback": None}
+        )
         self.iterating = False  # run_iterations has begun: a stop now has work to save
-        self.checks: dict[str, Check] = {}
-        self.inconclusive_checks: dict[str, str] = {}  # name -> why it could not judge
-        self.details: dict[str, Any] = {}
-        self.device: dict[str, Any] = {"requested": params.device, "used": "cpu", "fallback": None}
         self.probes: list[Probe] = []
         self.resources: dict[str, Any] = {}
         self._log = log
@@ -95,7 +103,7 @@ class Context:
         With ``scratch`` each iteration gets a private folder and a share of the disk budget.
         ``rates`` are metrics of the run's counters: reported at the end, and live meanwhile.
         """
-        self.rates.update(rates or {})
+        self.reported.rates.update(rates or {})
         self.iterating = True
         plan = Plan(
             fn=fn,
@@ -128,7 +136,8 @@ class Context:
     def metric(self, name: str, value: float | None, unit: str) -> None:
         """Report a metric in physical units; the manifest names the primary one. ``None`` says
         that nothing was measured (no iteration ran), which is not a value of zero."""
-        self.metrics[name] = Metric(None if value is None else round(float(value), 6), unit)
+        rounded = None if value is None else round(float(value), 6)
+        self.reported.metrics[name] = Metric(rounded, unit)
 
     def report_rates(self, totals: Totals, rates: Mapping[str, Rate]) -> None:
         """A metric for each rate, from the run's totals."""
@@ -137,25 +146,29 @@ class Context:
 
     def check(self, name: str, passed: bool, detail: str = "") -> bool:
         """An end-of-run verification check (e.g. "training loss decreased")."""
-        self.checks[name] = Check(bool(passed), detail)
+        self.reported.checks[name] = Check(bool(passed), detail)
         return bool(passed)
 
     def inconclusive(self, name: str, reason: str) -> None:
         """An end-of-run check that needs progress to judge (a loss that falls) and got too
         little of it, e.g. "3 steps; at least 20 needed". It neither passes nor fails the
         run: a starved run is not a failed one."""
-        self.inconclusive_checks[name] = reason
+        self.reported.inconclusive[name] = reason
 
     def note(self, key: str, value: Any) -> None:
         """Workload-specific facts for the document's ``details`` (JSON-serialisable)."""
-        self.details[key] = value
+        self.reported.details[key] = value
 
     def use_device(
         self, used: str, *, name: str | None = None, fallback: str | None = None
     ) -> None:
-        self.device.update(used=used, name=name, fallback=fallback)
+        self.reported.device.update(used=used, name=name, fallback=fallback)
         if fallback:
             self.warn(fallback)
+
+    def record_gpu_memory_peak(self, peak_bytes: float) -> None:
+        """The device memory the allocator held at most (NVML sees the whole device)."""
+        self.reported.gpu_memory_peak_bytes = peak_bytes
 
     def add_probe(self, probe: Probe) -> None:
         """Add readings (e.g. GPU utilisation) to every resource sample from now on."""

@@ -45,7 +45,8 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def describe_environment(device: dict[str, object]) -> dict[str, object]:
+def describe_environment() -> dict[str, object]:
+    """The machine and software of the run (the device used is the workload's to say)."""
     return {
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
@@ -56,5 +57,15 @@ def describe_environment(device: dict[str, object]) -> dict[str, object]:
         "os": platform.platform(terse=True),
         "hostname": socket.gethostname(),
         "container": in_container(),
-        "device": device,
     }
+
+
+LOCK_DIGEST_FILE = "cloudai-lock.sha256"  # written by images/pip-install.sh into the venv
+
+
+def lock_digest() -> str | None:
+    """sha256 of the dependency lock this environment was installed from (the images'), or
+    None where it was not installed from one."""
+    with contextlib.suppress(OSError):
+        return (Path(sys.prefix) / LOCK_DIGEST_FILE).read_text().strip() or None
+    return None

@@ -14,7 +14,6 @@ from typing import Any
 
 from workloads.runtime.filesystems import is_mount
 
-SCHEMA_VERSION = 2
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "result.schema.json"
 # The docs say /results; the real worker bind-mounts its output folder at /output.
 MOUNT_CANDIDATES = (Path("/results"), Path("/output"))

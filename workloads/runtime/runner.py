@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import importlib
-import json
 import os
 import sys
 import threading
@@ -18,21 +17,30 @@ import time
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import psutil
+from pydantic import ValidationError
 
 from workloads.manifest import Workload
 from workloads.runtime.context import Context
-from workloads.runtime.environment import describe_environment
+from workloads.runtime.document import (
+    ErrorPart,
+    LoadPart,
+    Outcome,
+    RunDocument,
+    RunRecord,
+    assemble,
+    verification,
+)
+from workloads.runtime.environment import lock_digest
 from workloads.runtime.exporter import open_exporter, sample_values
 from workloads.runtime.iterations import Interrupted
 from workloads.runtime.limits import Limits
 from workloads.runtime.params import InsufficientMemory, RunParams, memory_budget
 from workloads.runtime.pool import WorkerError
 from workloads.runtime.progress import ProgressReporter
+from workloads.runtime.record import Totals
 from workloads.runtime.results import (
-    SCHEMA_VERSION,
     document_name,
     new_run_id,
     primary_metric_text,
@@ -122,7 +130,7 @@ class Run:
     def _primary_so_far(self) -> tuple[str, str, float | None]:
         """The declared primary metric over the iterations so far, when it is a rate."""
         declared = self.workload.primary_metric
-        rate = self.ctx.rates.get(declared.name)
+        rate = self.ctx.reported.rates.get(declared.name)
         value = rate.value(self.ctx.recorder.so_far()) if rate else None
         return declared.name, declared.unit, value
 
@@ -200,55 +208,59 @@ class Run:
 
     # -- outcome ------------------------------------------------------------------------------
     def _finish(self, error: BaseException | None, late: bool = False) -> int:
-        status, stop_reason, error_info = self._outcome(error, late)
-        document = self._document(status, stop_reason, error_info)
+        totals = self.ctx.recorder.totals()
+        outcome = self._outcome(error, late, totals)
+        record = self._record(outcome, totals)
+        try:
+            document = assemble(record, self.ctx.reported)
+        except ValidationError as err:  # a bug: say so, and still keep the results
+            problem = err.errors()[0]
+            where = ".".join(str(part) for part in problem["loc"])
+            print(
+                f"{self.workload.id}: error: the document does not match its schema "
+                f"({where}: {problem['msg']}); written as it is",
+                file=sys.stderr,
+                flush=True,
+            )
+            document = assemble(record, self.ctx.reported, validate=False)
         path = self._write(document)
         self._report(document, path)
-        if path is None:
-            print(json.dumps(document), flush=True)  # the last line of stdout: nothing is lost
+        if path is None:  # the last line of stdout: nothing is lost
+            print(document.model_dump_json(), flush=True)
             return EXIT_FAILED
-        if status == "terminated":
+        if outcome.status == "terminated":
             return 128 + (self.signals.received or 15)
-        return EXIT_COMPLETED if status == "completed" else EXIT_FAILED
+        return EXIT_COMPLETED if outcome.status == "completed" else EXIT_FAILED
 
-    def _outcome(
-        self, error: BaseException | None, late: bool
-    ) -> tuple[str, str, dict[str, str] | None]:
+    def _outcome(self, error: BaseException | None, late: bool, totals: Totals) -> Outcome:
         if error is not None:
-            return "failed", _stop_reason(error), _describe_error(error)
+            return Outcome("failed", _stop_reason(error), _describe_error(error))
         if self.signals.received:
-            info = None
-            if late:
-                info = {
-                    "type": "StopTimeout",
-                    "message": "the workload did not stop in time",
-                    "traceback": "",
-                }
-            return "terminated", "signal", info
-        verification = self._verification()
-        if verification["passed"] is False:
-            failed = [check["name"] for check in verification["checks"] if not check["passed"]]
+            timeout = ErrorPart(
+                type="StopTimeout", message="the workload did not stop in time", traceback=""
+            )
+            return Outcome("terminated", "signal", timeout if late else None)
+        checks = verification(totals, self.ctx.reported)
+        if checks.passed is False:
+            failed = [check.name for check in checks.checks if not check.passed]
             message = "verification failed: " + (", ".join(failed) or "nothing was verified")
-            return (
+            return Outcome(
                 "failed",
                 "verification",
-                {"type": "VerificationFailed", "message": message, "traceback": ""},
+                ErrorPart(type="VerificationFailed", message=message, traceback=""),
             )
         unreported = self._unreported_primary()
         if unreported:
-            return (
-                "failed",
-                "error",
-                {"type": "NoPrimaryMetric", "message": unreported, "traceback": ""},
-            )
+            missing = ErrorPart(type="NoPrimaryMetric", message=unreported, traceback="")
+            return Outcome("failed", "error", missing)
         limit = self.params.iterations
-        reached = limit is not None and self.ctx.recorder.count >= limit
-        return "completed", "iterations" if reached else "duration", None
+        reached = limit is not None and totals.iterations >= limit
+        return Outcome("completed", "iterations" if reached else "duration")
 
     def _unreported_primary(self) -> str | None:
         """Every completed run reports the primary metric its manifest entry declares."""
         declared = self.workload.primary_metric
-        reported = self.ctx.metrics.get(declared.name)
+        reported = self.ctx.reported.metrics.get(declared.name)
         if reported is None:
             return f"the workload reported no {declared.name} (its declared primary metric)"
         if reported.unit != declared.unit:
@@ -257,127 +269,54 @@ class Run:
             )
         return None
 
-    def _verification(self) -> dict[str, Any]:
-        totals = self.ctx.recorder.totals()
-        checks = [
-            {
-                "name": name,
-                "passed": summary.ok,
-                "count": summary.passed + summary.failed,
-                "detail": summary.detail,
-            }
-            for name, summary in totals.checks.items()
-        ]
-        checks += [
-            {"name": name, "passed": check.passed, "count": 1, "detail": check.detail}
-            for name, check in self.ctx.checks.items()
-        ]
-        inconclusive = [
-            {"name": name, "reason": reason}
-            for name, reason in self.ctx.inconclusive_checks.items()
-        ]
-        return {
-            "passed": _verdict(checks, inconclusive, totals.iterations),
-            "digest": totals.digest,
-            "iterations": totals.iterations,
-            "checks": checks,
-            "inconclusive": inconclusive,
-        }
-
-    def _document(
-        self, status: str, stop_reason: str, error: dict[str, str] | None
-    ) -> dict[str, Any]:
+    def _record(self, outcome: Outcome, totals: Totals) -> RunRecord:
         ended = datetime.now(timezone.utc)
         wall = max((ended - self.started_at).total_seconds(), 1e-9)
-        totals = self.ctx.recorder.totals()
         tree = process_tree_totals(self.baseline)
-        ctx, workload = self.ctx, self.workload
-        primary_name = workload.primary_metric.name
-        scratch = ctx.scratch_summary()
-        params = self.params.to_dict() | {
-            "memory_budget": ctx.memory_budget,
-            "disk_budget": scratch["disk_budget"] if scratch else None,
-        }
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "run_id": self.run_id,
-            "workload": {
-                "id": workload.id,
-                "category": workload.category,
-                "number": workload.number,
-                "title": workload.title,
-                "module": workload.module,
-                "task_type": workload.task_type,
-                "envelope": workload.envelope.model_dump(),
-            },
-            "params": params,
-            "seed": self.params.seed,
-            "status": status,
-            "stop_reason": stop_reason,
-            "signal": self.signals.name,
-            "error": error,
-            "started_at": _timestamp(self.started_at),
-            "ended_at": _timestamp(ended),
-            "wall_seconds": round(wall, 3),
-            "command": list(sys.argv),
-            "limits": self.limits.to_dict(),
-            "resources": {
-                "cpu_seconds": round(tree["cpu_seconds"], 3),
-                "average_cores": round(tree["cpu_seconds"] / wall, 3),
-                "peak_memory_bytes": max(self.sampler.peak_rss_bytes, tree["max_rss_bytes"]),
-                "read_bytes": tree["read_bytes"],
-                "write_bytes": tree["write_bytes"],
-                "gpu_memory_peak_bytes": ctx.resources.get(
-                    "gpu_memory_peak_bytes", self.sampler.peaks.get("gpu_memory_bytes")
-                ),
-            },
-            "metrics": {
-                "primary": {"name": primary_name, **ctx.metrics[primary_name].to_dict()}
-                if primary_name in ctx.metrics
-                else None,
-                "secondary": {
-                    name: metric.to_dict()
-                    for name, metric in ctx.metrics.items()
-                    if name != primary_name
-                },
-                "iterations": totals.iterations,
-                "work": {name: round(value, 6) for name, value in totals.work.items()},
-                "problem_sizes": totals.sizes,
-            },
-            "load": self._load(totals.busy_seconds, tree["cpu_seconds"], wall),
-            "verification": self._verification(),
-            "details": ctx.details,
-            "scratch": scratch,
-            "environment": describe_environment(ctx.device),
-            "timeseries": {
-                "interval_seconds": self.params.sample_interval,
-                "samples": self.sampler.samples,
-            },
-        }
+        return RunRecord(
+            workload=self.workload,
+            params=self.params,
+            limits=self.limits,
+            run_id=self.run_id,
+            started_at=self.started_at,
+            ended_at=ended,
+            outcome=outcome,
+            signal=self.signals.name,
+            totals=totals,
+            tree=tree,
+            peak_rss_bytes=self.sampler.peak_rss_bytes,
+            peak_gpu_memory_bytes=self.sampler.peaks.get("gpu_memory_bytes"),
+            samples=self.sampler.samples,
+            memory_budget=self.ctx.memory_budget,
+            scratch=self.ctx.scratch_summary(),
+            load=self._load(totals.busy_seconds, tree["cpu_seconds"], wall),
+            lock=lock_digest(),
+        )
 
-    def _load(self, busy: float, cpu_seconds: float, wall: float) -> dict[str, Any]:
+    def _load(self, busy: float, cpu_seconds: float, wall: float) -> LoadPart:
         window = self.ctx.recorder.active_window()
         workers = max(self.ctx.recorder.workers, 1)
         origin = self.ctx.origin
         start, end = (window[0] - origin, window[1] - origin) if window else (0.0, wall)
         span = max(end - start, 1e-9)
-        return {
-            "profile": self.params.profile,
-            "intensity_pct": self.params.intensity,
-            "target_mean_pct": round(100 * self.ctx.shape.mean_target(start, end), 2),
-            "achieved_busy_pct": round(100 * busy / (span * workers), 2) if window else None,
-            "achieved_cpu_pct": round(100 * cpu_seconds / (wall * workers), 2),
-            "workers": workers,
-        }
+        return LoadPart(
+            profile=self.params.profile,
+            intensity_pct=self.params.intensity,
+            target_mean_pct=round(100 * self.ctx.shape.mean_target(start, end), 2),
+            achieved_busy_pct=round(100 * busy / (span * workers), 2) if window else None,
+            achieved_cpu_pct=round(100 * cpu_seconds / (wall * workers), 2),
+            workers=workers,
+        )
 
-    def _write(self, document: dict[str, Any]) -> Path | None:
+    def _write(self, document: RunDocument) -> Path | None:
         with self._write_lock:
             if self._written:
                 return None
             self._written = True
             name = document_name(self.workload.id, self.run_id)
             try:
-                return write_document(self.params.results_dir, name, document)
+                data = document.model_dump(mode="json")
+                return write_document(self.params.results_dir, name, data)
             except OSError as err:
                 reason = "disk full" if err.errno == errno.ENOSPC else (err.strerror or str(err))
                 print(
@@ -397,39 +336,23 @@ class Run:
             f"seed {p.seed}, profile {p.profile} {p.intensity:g}%"
         )
 
-    def _report(self, document: dict[str, Any], path: Path | None) -> None:
-        resources = document["resources"]
-        outcome = f"{document['status']} ({document['stop_reason']})"
+    def _report(self, document: RunDocument, path: Path | None) -> None:
+        data = document.model_dump(mode="json")
+        resources = document.resources
+        outcome = f"{document.status} ({document.stop_reason})"
         self.progress.line(
-            f"{outcome} in {document['wall_seconds']:.2f} s: {primary_metric_text(document)}; "
-            f"{document['metrics']['iterations']} iterations; "
-            f"{resources['average_cores']:.2f} cores; "
-            f"peak {format_size(resources['peak_memory_bytes'])}; "
-            f"verification {verification_text(document)}"
+            f"{outcome} in {document.wall_seconds:.2f} s: {primary_metric_text(data)}; "
+            f"{document.metrics.iterations} iterations; "
+            f"{resources.average_cores:.2f} cores; "
+            f"peak {format_size(resources.peak_memory_bytes)}; "
+            f"verification {verification_text(data)}"
         )
-        if document["error"]:
+        if document.error:
             print(
-                f"{self.workload.id}: error: {document['error']['message']}",
-                file=sys.stderr,
-                flush=True,
+                f"{self.workload.id}: error: {document.error.message}", file=sys.stderr, flush=True
             )
         if path is not None:
             self.progress.line(f"results: {path}")
-
-
-def _verdict(
-    checks: list[dict[str, Any]], inconclusive: list[dict[str, str]], iterations: int
-) -> bool | None:
-    """The checks that could judge all passed (True) or not (False); None when none could:
-    no iteration ran, or every check lacked the progress it needs. Work done with no check at
-    all is a workload that verifies nothing: False."""
-    if checks:
-        return all(check["passed"] for check in checks)
-    return None if iterations == 0 or inconclusive else False
-
-
-def _timestamp(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _error_kind(error: BaseException) -> tuple[str, int | None]:
@@ -450,9 +373,9 @@ def _stop_reason(error: BaseException) -> str:
     return "error"
 
 
-def _describe_error(error: BaseException) -> dict[str, str]:
+def _describe_error(error: BaseException) -> ErrorPart:
     if isinstance(error, RunFailure):
-        return {"type": "RunFailure", "message": str(error), "traceback": ""}
+        return ErrorPart(type="RunFailure", message=str(error), traceback="")
     name, number = _error_kind(error)
     if isinstance(error, WorkerError):
         message, trace = f"a worker failed: {error}", error.info["traceback"]
@@ -461,4 +384,4 @@ def _describe_error(error: BaseException) -> dict[str, str]:
         trace = "".join(traceback.format_exception(error))
     if number == errno.ENOSPC:
         message = f"disk full: {message}"
-    return {"type": name, "message": message.splitlines()[0], "traceback": trace}
+    return ErrorPart(type=name, message=message.splitlines()[0], traceback=trace)
