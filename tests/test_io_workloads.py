@@ -23,6 +23,7 @@ import pytest
 
 from tests.conftest import ROOT, TINY, assert_valid, documents, only_document, run_cli
 from workloads.io import access, network, sqlite, storage
+from workloads.runtime import latency
 from workloads.runtime.filesystems import mount_of
 from workloads.runtime.iterations import IterationResult
 from workloads.runtime.record import Totals
@@ -190,19 +191,32 @@ def test_sigterm_removes_the_scratch_and_leaves_a_partial_document(
 
 
 # -- shared helpers ---------------------------------------------------------------------------
-def test_percentiles_have_fixed_keys_in_order() -> None:
-    found = storage.percentiles(np.arange(1, 1001))
+def test_latency_percentiles_come_from_a_bounded_mergeable_sketch() -> None:
+    rng = np.random.default_rng(1)
+    values = rng.lognormal(4, 1, 200_000)
+    merged = latency.new_sketch()
+    for part in np.array_split(values, 50):  # as iterations' sketches reach the recorder
+        result = IterationResult()
+        result.record_latencies("read", part)
+        merged.merge(result.latencies["read"])
+    found = latency.percentiles(merged)
     assert list(found) == ["p50", "p90", "p99", "p999"]
-    assert found == pytest.approx({"p50": 500.5, "p90": 900.1, "p99": 990.01, "p999": 999.001})
-    assert storage.percentiles([]) == {}
+    exact = np.percentile(values, [50, 90, 99, 99.9])
+    # 4096 of each iteration's 4000 are kept; every quantile within the sketch's 1 % (and
+    # the sampling's own error at the far tail)
+    assert found["p50"] == pytest.approx(exact[0], rel=0.02)
+    assert found["p99"] == pytest.approx(exact[2], rel=0.03)
+    assert len(merged._store.bins) <= latency.BIN_LIMIT  # constant size, however many values
+    assert latency.percentiles(latency.new_sketch()) == {}
+    assert latency.percentiles(None) == {}
 
 
 def test_evenly_keeps_a_bounded_spread_of_samples() -> None:
     values = [float(number) for number in range(10_000)]
-    kept = storage.evenly(values, 100)
+    kept = latency.evenly(values, 100)
     assert 50 <= len(kept) <= 100
     assert kept[0] == 0.0 and kept[-1] > 9000
-    assert storage.evenly(values[:10], 100) == values[:10]
+    assert latency.evenly(values[:10], 100) == values[:10]
 
 
 @pytest.mark.parametrize("chunk", [0, 4096])

@@ -434,8 +434,7 @@ def _file_phases(
     offsets, lengths = random_plan(rng, layout.size, _share(plan.random_4k, layout.size, sizes))
     small = read_random(path, layout, offsets, lengths, direct=direct)
     _record(result, "random_4k", small, read=True)
-    kept = storage.evenly(small.latencies_us, storage.LATENCIES_KEPT // len(sizes))
-    result.samples.setdefault(_LATENCY_KEY, []).extend(kept)
+    result.record_latencies(_LATENCY, small.latencies_us)
     iteration.checkpoint()
     count = _share(plan.random_mixed, layout.size, sizes)
     offsets, lengths = random_plan(rng, layout.size, count, RANDOM_SIZES)
@@ -465,7 +464,7 @@ _CHECKS = {
     "mapped": "memory-mapped reads equal the pages written",
     "rewritten": "pages rewritten through the mapping read back from storage",
 }
-_LATENCY_KEY = "random_4k_latency_us"
+_LATENCY = "random_read"  # of the 4 KiB random reads
 
 
 def one_iteration(iteration: Iteration, direct: bool = False) -> IterationResult:
@@ -519,5 +518,5 @@ def run(ctx: Context) -> None:
     storage_run = storage.run_on_storage(
         ctx, one_iteration, wants_direct=True, buffered=buffered, rates=RATES
     )
-    storage.report_latencies(ctx, "random_read", storage_run.totals.samples.get(_LATENCY_KEY))
+    ctx.report_latencies(storage_run.totals, _LATENCY)
     storage_run.report_bytes(ctx)

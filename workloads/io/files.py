@@ -29,7 +29,7 @@ _RANDOM_READS_PER_FILE = 16
 _RANDOM_READ = (KIB, MIB)
 # Share of the memory budget the held buffers may take (the rest is reading and hashing room).
 _MEMORY_SHARE = 0.6
-_LATENCY_KEY = "random_read_latency_us"
+_LATENCY = "random_read"
 
 
 def _plan(iteration: Iteration) -> tuple[int, int]:
@@ -74,7 +74,7 @@ def _random_reads(
             os.close(descriptor)
     result.add("random_reads", len(latencies))
     result.add("random_seconds", sum(latencies) / 1e6)
-    result.samples[_LATENCY_KEY] = latencies
+    result.record_latencies(_LATENCY, latencies)
     return matched
 
 
@@ -124,5 +124,5 @@ def run(ctx: Context) -> None:
         "random_read_mb_s": Rate("random_bytes", ["random"], "MB/s", 1e6),
     }
     storage_run = storage.run_on_storage(ctx, one_iteration, rates=rates)
-    storage.report_latencies(ctx, "random_read", storage_run.totals.samples.get(_LATENCY_KEY))
+    ctx.report_latencies(storage_run.totals, _LATENCY)
     storage_run.report_bytes(ctx, issued_read=("bytes_read", "random_bytes"))

@@ -38,6 +38,7 @@ from workloads.io import storage
 from workloads.io.storage import KIB, MIB
 from workloads.runtime.context import Context
 from workloads.runtime.iterations import Iteration, IterationResult
+from workloads.runtime.latency import KEPT_PER_ITERATION
 from workloads.runtime.rates import Rate
 
 MAGIC, VERSION = 0xCA1D, 1
@@ -246,7 +247,7 @@ def one_iteration(iteration: Iteration, tcp: bool = True) -> IterationResult:
     path = iteration.scratch / f"capture-{iteration.index}.bin"
     sender, receiver = connect(tcp)
     producer = Producer(sender, plan, iteration.rng)
-    live = Parser(Stream(), sample_every=-(-plan.packets // storage.LATENCIES_KEPT))
+    live = Parser(Stream(), sample_every=-(-plan.packets // KEPT_PER_ITERATION))
     capture = path.open("wb", buffering=plan.receive_buffer)
     try:
         started = time.perf_counter()
@@ -281,7 +282,7 @@ def _record(
     result.add("message_bytes", live.bytes)
     result.add("transfer_seconds", seconds)
     result.add("bytes_written", live.bytes)  # the capture
-    result.samples["latency_us"] = live.latencies_us
+    result.record_latencies("message", live.latencies_us)
     result.check(
         "every packet arrived intact and in order",
         live.bad == 0,
@@ -318,5 +319,5 @@ def run(ctx: Context) -> None:
         notes={"transport": transport},
         rates=RATES,
     )
-    storage.report_latencies(ctx, "message", storage_run.totals.samples.get("latency_us"))
+    ctx.report_latencies(storage_run.totals, "message")
     storage_run.report_bytes(ctx)

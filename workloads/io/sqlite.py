@@ -80,8 +80,8 @@ CREATE TABLE orders (
 );
 CREATE INDEX orders_by_customer ON orders (customer);
 """
-_TRANSACTION_LATENCY = "transaction_latency_us"
-_POINT_LATENCY = "point_query_latency_us"
+_TRANSACTION_LATENCY = "transaction"
+_POINT_LATENCY = "point_query"
 
 
 class Model:
@@ -212,7 +212,7 @@ def _timed(
         elapsed = time.perf_counter() - started
         result.add(f"{counter}_seconds", elapsed)
         if samples:
-            result.samples.setdefault(samples, []).append(elapsed * 1e6)
+            result.record_latency(samples, elapsed * 1e6)
         return value
 
     return call
@@ -430,8 +430,6 @@ def _iteration(
     _retain(iteration, connection, model, result)
     iteration.checkpoint()
     _verify(connection, model, result, wrong)
-    for key, values in result.samples.items():
-        result.samples[key] = storage.evenly(values)
     result.size = model.rows
     return result
 
@@ -452,8 +450,8 @@ def run(ctx: Context) -> None:
         },
     )
     totals, kernel = storage_run.totals, storage_run.kernel
-    storage.report_latencies(ctx, "transaction", totals.samples.get(_TRANSACTION_LATENCY))
-    storage.report_latencies(ctx, "point_query", totals.samples.get(_POINT_LATENCY))
+    ctx.report_latencies(totals, _TRANSACTION_LATENCY)
+    ctx.report_latencies(totals, _POINT_LATENCY)
     # SQLite's own reads and writes are the bytes passed to the system calls of this process.
     storage.report_bytes(ctx, kernel.read_calls, kernel.write_calls, kernel)
     if totals.iterations:

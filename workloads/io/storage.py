@@ -1,4 +1,4 @@
-"""What the IO workloads share: direct IO, durable writes, latency percentiles, byte counts.
+"""What the IO workloads share: direct IO, durable writes, byte counts, the run on storage.
 
 - ``probe_direct_io`` tries O_DIRECT in a folder (an aligned write and read back) and says
   whether the filesystem supports it; workloads fall back to buffered IO, made to hit storage
@@ -8,10 +8,9 @@
 - ``write_all`` and ``drop_cache``: durable writes and cold reads;
   ``durable_file`` and ``write_durably``: a new file written, fsync'ed and dropped from the
   page cache.
-- ``percentiles`` and ``report_latencies``: latency metrics with fixed keys (p50 ... p999) in µs.
 - ``KernelBytes`` and ``report_bytes``: the bytes the kernel counted for the process tree (what
   reached storage) next to the bytes the workload issued.
-- ``run_on_storage``: an IO workload's tasks run on the scratch storage, its IO mode recorded
+- ``run_on_storage``: an IO workload's iterations run on the scratch storage, its IO mode recorded
   and the kernel's bytes counted; ``StorageRun.report_bytes`` then reports them.
 """
 
@@ -28,7 +27,6 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import psutil
 
 from workloads.runtime.filesystems import mount_of
@@ -43,10 +41,6 @@ KIB, MIB = 1 << 10, 1 << 20
 # O_DIRECT needs offsets, sizes and buffers aligned to the device's logical block (512 B or
 # 4 KiB): 4 KiB satisfies both.
 ALIGNMENT = 4 * KIB
-LATENCY_PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
-# Latency samples an iteration keeps (evenly spaced): enough for percentiles over a run, while
-# what workers send back and the run holds stays small however long the run.
-LATENCIES_KEPT = 4096
 _PROBE_NAME = ".direct-io-probe"
 # The IO mode of the workloads that write buffered, fsync, then drop the files from the cache.
 BUFFERED_FSYNC = "buffered, fsync, cache dropped"
@@ -208,27 +202,6 @@ def advise(descriptor: int, advice: str) -> None:
 
 
 # -- metrics ----------------------------------------------------------------------------------
-def percentiles(values: Sequence[float] | np.ndarray) -> dict[str, float]:
-    """p50, p90, p99 and p999 of ``values`` (empty for no values)."""
-    if len(values) == 0:
-        return {}
-    points = np.percentile(np.asarray(values, dtype=np.float64), list(LATENCY_PERCENTILES.values()))
-    return {key: float(point) for key, point in zip(LATENCY_PERCENTILES, points, strict=True)}
-
-
-def evenly(values: list[float], limit: int = LATENCIES_KEPT) -> list[float]:
-    """At most ``limit`` of ``values``, evenly spaced (all of them when there are fewer)."""
-    if len(values) <= limit:
-        return values
-    return values[:: -(-len(values) // limit)]
-
-
-def report_latencies(ctx: Context, name: str, values: Sequence[float] | None) -> None:
-    """Metrics ``<name>_latency_p50`` ... ``_p999`` in µs (none when nothing was measured)."""
-    for key, value in percentiles(values or []).items():
-        ctx.metric(f"{name}_latency_{key}", value, "us")
-
-
 # -- bytes the kernel counted -----------------------------------------------------------------
 def _tree_io() -> tuple[int, int, int, int]:
     """Bytes of this process, its reaped children and live ones: read from and written to

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from workloads.runtime import scratch as scratch_folders
 from workloads.runtime.filesystems import mount_of
 from workloads.runtime.iterations import Check, IterationFunction
+from workloads.runtime.latency import percentiles
 from workloads.runtime.loadshape import LoadShape
 from workloads.runtime.pool import Plan, run_inline, run_processes
 from workloads.runtime.rates import Rate
@@ -143,6 +144,12 @@ class Context:
         """A metric for each rate, from the run's totals."""
         for name, rate in rates.items():
             self.metric(name, rate.value(totals), rate.unit)
+
+    def report_latencies(self, totals: Totals, name: str) -> None:
+        """Metrics ``<name>_latency_p50`` ... ``_p999`` in µs from the run's sketch of ``name``
+        (none when nothing was measured)."""
+        for key, value in percentiles(totals.latencies.get(name)).items():
+            self.metric(f"{name}_latency_{key}", value, "us")
 
     def check(self, name: str, passed: bool, detail: str = "") -> bool:
         """An end-of-run verification check (e.g. "training loss decreased")."""

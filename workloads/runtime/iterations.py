@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+from workloads.runtime.latency import Sketch, evenly, new_sketch
 
 
 class Interrupted(Exception):
@@ -76,7 +78,7 @@ class IterationResult:
     checks: dict[str, Check] = field(default_factory=dict)
     fingerprint: bytes = b""  # deterministic for (seed, index): feeds the run's digest
     size: float | None = None  # the problem size, recorded in the size sequence
-    samples: dict[str, list[float]] = field(default_factory=dict)  # e.g. latencies, concatenated
+    latencies: dict[str, Sketch] = field(default_factory=dict)  # merged into the run's
 
     def check(self, name: str, passed: bool, detail: str = "") -> bool:
         """Record a verification check (its name says what was checked); returns ``passed``."""
@@ -85,6 +87,16 @@ class IterationResult:
 
     def add(self, counter: str, amount: float) -> None:
         self.work[counter] = self.work.get(counter, 0.0) + amount
+
+    def record_latencies(self, name: str, microseconds: Sequence[float]) -> None:
+        """Latencies (µs) for the run's ``<name>_latency_p50`` ... metrics; at most
+        KEPT_PER_ITERATION of them, evenly spaced, go into the iteration's sketch."""
+        sketch = self.latencies.setdefault(name, new_sketch())
+        for value in evenly(microseconds):
+            sketch.add(float(value))
+
+    def record_latency(self, name: str, microseconds: float) -> None:
+        self.latencies.setdefault(name, new_sketch()).add(float(microseconds))
 
     def fingerprint_with(self, *parts: object) -> None:
         digest = hashlib.sha256(self.fingerprint)

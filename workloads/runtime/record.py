@@ -7,6 +7,7 @@ import threading
 from dataclasses import dataclass, field
 
 from workloads.runtime.iterations import IterationRecord
+from workloads.runtime.latency import Sketch, new_sketch
 
 # The document keeps the first problem sizes only: enough to compare runs, bounded in size.
 SIZES_KEPT = 200
@@ -31,7 +32,7 @@ class Totals:
     work: dict[str, float] = field(default_factory=dict)
     checks: dict[str, CheckSummary] = field(default_factory=dict)
     sizes: list[float] = field(default_factory=list)
-    samples: dict[str, list[float]] = field(default_factory=dict)
+    latencies: dict[str, Sketch] = field(default_factory=dict)  # merged over the run
     digest: str = ""
 
     def rate(self, counter: str, unit: float = 1.0) -> float | None:
@@ -59,6 +60,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._done: list[IterationRecord] = []
         self._work: dict[str, float] = {}  # running sums, for live rates
+        self._latencies: dict[str, Sketch] = {}
         self._busy = 0.0
         self.workers = 1
 
@@ -68,6 +70,10 @@ class Recorder:
             self._busy += done.seconds
             for counter, amount in done.result.work.items():
                 self._work[counter] = self._work.get(counter, 0.0) + amount
+            # Merged now and dropped from the record: the run keeps one sketch per name.
+            for name, sketch in done.result.latencies.items():
+                self._latencies.setdefault(name, new_sketch()).merge(sketch)
+            done.result.latencies = {}
 
     def so_far(self) -> Totals:
         """The work counters so far, cheaply (no checks, sizes or digest): for live rates."""
@@ -96,10 +102,12 @@ class Recorder:
     def totals(self) -> Totals:
         with self._lock:
             done = sorted(self._done, key=lambda item: item.index)
+            latencies = dict(self._latencies)
         totals = Totals(
             iterations=len(done),
             workers=self.workers,
             busy_seconds=sum(item.seconds for item in done),
+            latencies=latencies,
         )
         digest = hashlib.sha256()
         for item in done:
@@ -116,8 +124,6 @@ class Recorder:
                 summary.failed += not check.passed
                 if check.passed and not summary.failed:
                     summary.detail = check.detail
-            for name, values in result.samples.items():
-                totals.samples.setdefault(name, []).extend(values)
             if result.size is not None and len(totals.sizes) < SIZES_KEPT:
                 totals.sizes.append(result.size)
         totals.digest = "sha256:" + digest.hexdigest()
