@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import signal
@@ -35,6 +36,11 @@ class Completed:
     seconds: float
 
 
+# Commands whose contract is the process itself (its start, its signals, its exit) run in a
+# child; the others run in this process, which is the same code without an interpreter start.
+IN_A_CHILD = ("run", "replay")
+
+
 def run_cli(
     *args: str,
     env: dict[str, str] | None = None,
@@ -47,6 +53,9 @@ def run_cli(
     }
     environment.update(env or {})
     started = time.monotonic()
+    if args and args[0] not in IN_A_CHILD and "PYTHONPATH" not in (env or {}):
+        code, stdout, stderr = _main_here(list(args), environment, cwd or ROOT)
+        return Completed(code, stdout, stderr, time.monotonic() - started)
     process = subprocess.run(
         [sys.executable, "-m", "workloads", *args],
         capture_output=True,
@@ -59,15 +68,40 @@ def run_cli(
     return Completed(process.returncode, process.stdout, process.stderr, time.monotonic() - started)
 
 
-def run_inline(monkeypatch: pytest.MonkeyPatch, folder: Path, *args: str) -> tuple[int, dict]:
-    """``run ARGS`` in this process, into ``folder``: cheaper than a subprocess (torch and
+def _main_here(args: list[str], environment: dict[str, str], cwd: Path) -> tuple[int, str, str]:
+    """``cli.main(args)`` here, with that environment and folder, its output captured."""
+    from workloads import cli
+
+    saved_environment, saved_cwd = dict(os.environ), Path.cwd()
+    stdout, stderr = io.StringIO(), io.StringIO()
+    os.environ.clear()
+    os.environ.update(environment)
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = cli.main(args)
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_environment)
+    return code, stdout.getvalue(), stderr.getvalue()
+
+
+def main_inline(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    """``python -m workloads ARGS`` in this process: cheaper than a subprocess (torch and
     numpy are imported once)."""
     from workloads import cli
 
     for key in [key for key in os.environ if key.startswith("CLOUDAI_")]:
-        monkeypatch.delenv(key)
+        if key != "CLOUDAI_MANIFEST":  # which catalogue, not a control of the run
+            monkeypatch.delenv(key)
+    return cli.main(list(args))
+
+
+def run_inline(monkeypatch: pytest.MonkeyPatch, folder: Path, *args: str) -> tuple[int, dict]:
+    """``run ARGS`` in this process, into the new ``folder``: its exit status and document."""
     folder.mkdir(parents=True)
-    code = cli.main(["run", *args, "--results-dir", str(folder)])
+    code = main_inline(monkeypatch, "run", *args, "--results-dir", str(folder))
     return code, only_document(folder)
 
 
@@ -166,10 +200,19 @@ def fixture_manifest(tmp_path: Path) -> dict[str, str]:
 ENGINE_TEST_TIMEOUT = 1800
 
 
+TIERS = ("unit", "contract", "system")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects: the tiers added here count
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that need an engine or a GPU are the system tier; every test has a tier."""
     for item in items:
+        if item.get_closest_marker("docker") or item.get_closest_marker("gpu"):
+            item.add_marker(pytest.mark.system)
         if item.get_closest_marker("docker") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(ENGINE_TEST_TIMEOUT))
+        if not any(item.get_closest_marker(tier) for tier in TIERS):
+            raise pytest.UsageError(f"{item.nodeid}: mark it unit, contract or system")
 
 
 # The images built and pushed once per session, for every module's engine tests.

@@ -14,6 +14,8 @@ import pytest
 from tests.conftest import run_cli
 from workloads.analysis import SUMMARY_SCHEMA_PATH, analyze_folder
 
+pytestmark = pytest.mark.contract
+
 GIB = 1 << 30
 START = 1000.0  # the replay's start, Unix seconds
 

@@ -23,119 +23,48 @@ from tests.conftest import (
     ROOT,
     TINY,
     assert_nothing_outlived_the_run,
-    assert_valid,
     descendants,
     only_document,
     run_cli,
+    run_inline,
     terminate_with_sigterm,
 )
 from workloads.cpu import compression, hashing, montecarlo, primes, recursion, sorting
+from workloads.manifest import get_manifest
 from workloads.runtime.iterations import Iteration, IterationResult
 
-# id: (primary unit, checks every run of --iterations 24 must have made)
-WORKLOADS: dict[str, tuple[str, set[str]]] = {
-    "cpu-2": (
-        "primes/s",
-        {
-            "sieve counts equal the known pi(10^k)",
-            "sieve count equals an independent pi(N) (Lucy-Hedgehog)",
-            "record prime gaps equal the known maximal gaps",
-            "Miller-Rabin finds exactly the primes a sieve finds",
-            "factors are prime and multiply back to the number",
-        },
-    ),
-    "cpu-3": (
-        "elements/s",
-        {
-            "output is in order",
-            "output is a permutation of the input",
-            "indices are a permutation",
-            "records are in order by group, then value",
-        },
-    ),
-    "cpu-4": (
-        "MB/s",
-        {
-            "streaming digest equals the one-shot digest",
-            "hash functions reproduce their known-answer vectors",
-            "HMACs equal a recomputation from the definition",
-            "HMAC reproduces the RFC 4231 vectors",
-            "a stretch of the chain recomputed from a saved link reaches the next one",
-            "password hashing reproduces the RFC 6070 and RFC 7914 vectors",
-            "deduplication by digest finds exactly the distinct records",
-        },
-    ),
-    "cpu-5": (
-        "samples/s",
-        {
-            "pi estimate within its error bound",
-            "random walk mean and mean square displacement within their error bounds",
-            "integral estimates within their error bounds",
-            "coin-flip share of heads and number of runs within their error bounds",
-            "pi estimate of the whole run within its error bound",
-        },
-    ),
-    "cpu-6": (
-        "nodes/s",
-        {
-            "memoised recursions equal their closed forms",
-            "Ackermann values equal the known closed forms",
-            "Tower of Hanoi takes 2^n - 1 legal moves and ends in order",
-            "traversals visit every node, in order for the in-order walk",
-            "perfect tree has 2^(h+1) - 1 nodes, 2^h leaves and depth sum (h-1) 2^(h+1) + 2",
-        },
-    ),
-    "cpu-7": (
-        "MB/s",
-        {"round trips give back the original bytes", "encodings have their closed-form lengths"},
-    ),
-}
+pytestmark = pytest.mark.contract
+
+# The catalogue's CPU workloads; what every workload promises is tested in test_catalogue.py.
+CPU_IDS = [workload.id for workload in get_manifest() if workload.category == "cpu"]
 _MODULES = ("primes", "sorting", "hashing", "montecarlo", "recursion", "compression")
 ITERATIONS = 24  # covers every operation of each workload (cpu-7 has the most: eleven codecs)
 
 
-def _tiny_run(workload: str, folder: Path, *args: str) -> dict[str, Any]:
-    completed = run_cli(
-        "run",
-        workload,
-        *TINY,
-        "--iterations",
-        str(ITERATIONS),
-        "--duration",
-        "30",
-        "--results-dir",
-        str(folder),
-        *args,
-    )
-    assert completed.returncode == 0, completed.stderr
-    assert completed.seconds < 10
-    document = only_document(folder)
-    assert_valid(document)
+def _tiny_run(
+    monkeypatch: pytest.MonkeyPatch, workload: str, folder: Path, *args: str
+) -> dict[str, Any]:
+    flags = ["--iterations", str(ITERATIONS), "--duration", "30", "--memory", "256m"]
+    code, document = run_inline(monkeypatch, folder, workload, *TINY, *flags, *args)
+    assert code == 0, document["error"]
     return document
 
 
 # -- end to end --------------------------------------------------------------------------------
-@pytest.mark.parametrize("workload", WORKLOADS)
-def test_tiny_runs_are_verified_valid_and_seeded(workload: str, results: Path) -> None:
-    unit, checks = WORKLOADS[workload]
-    document = _tiny_run(workload, results / "a", "--seed", "11", "--workers", "2")
-    assert (document["status"], document["stop_reason"]) == ("completed", "iterations")
-    assert document["metrics"]["iterations"] == ITERATIONS
-    verification = document["verification"]
-    assert verification["passed"], verification
-    assert {check["name"] for check in verification["checks"]} == checks
-    primary = document["metrics"]["primary"]
-    assert primary["unit"] == unit
-    assert primary["value"] > 0
-    assert all(metric["value"] >= 0 for metric in document["metrics"]["secondary"].values())
-    assert len(set(document["metrics"]["problem_sizes"])) > 1, "sizes should vary over the run"
-
-    again = _tiny_run(workload, results / "b", "--seed", "11", "--workers", "1")
-    other = _tiny_run(workload, results / "c", "--seed", "12", "--workers", "2")
-    assert again["verification"]["digest"] == verification["digest"]
-    assert again["metrics"]["problem_sizes"] == document["metrics"]["problem_sizes"]
-    assert other["verification"]["digest"] != verification["digest"]
-    assert other["metrics"]["problem_sizes"] != document["metrics"]["problem_sizes"]
+@pytest.mark.parametrize("workload", CPU_IDS)
+def test_the_digest_depends_on_the_seed_not_on_the_workers(
+    workload: str, results: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Iterations spread over processes: two workers or one do the same work for a seed."""
+    two = _tiny_run(monkeypatch, workload, results / "a", "--seed", "11", "--workers", "2")
+    one = _tiny_run(monkeypatch, workload, results / "b", "--seed", "11", "--workers", "1")
+    other = _tiny_run(monkeypatch, workload, results / "c", "--seed", "12", "--workers", "2")
+    assert (two["load"]["workers"], one["load"]["workers"]) == (2, 1)
+    assert one["verification"]["digest"] == two["verification"]["digest"]
+    assert one["metrics"]["problem_sizes"] == two["metrics"]["problem_sizes"]
+    assert len(set(two["metrics"]["problem_sizes"])) > 1, "sizes should vary over the run"
+    assert other["verification"]["digest"] != two["verification"]["digest"]
+    assert other["metrics"]["problem_sizes"] != two["metrics"]["problem_sizes"]
     assert other["verification"]["passed"]
 
 
@@ -146,7 +75,8 @@ def _system_busy_seconds() -> float:
     return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
-@pytest.mark.parametrize("workload", WORKLOADS)
+@pytest.mark.timing
+@pytest.mark.parametrize("workload", CPU_IDS)
 def test_two_workers_keep_more_than_one_core_busy_within_the_envelope(
     workload: str, results: Path
 ) -> None:
@@ -166,7 +96,7 @@ def test_two_workers_keep_more_than_one_core_busy_within_the_envelope(
     assert document["resources"]["peak_memory_bytes"] < envelope
 
 
-@pytest.mark.parametrize("workload", WORKLOADS)
+@pytest.mark.parametrize("workload", CPU_IDS)
 def test_sigterm_leaves_a_partial_document_within_two_seconds(workload: str, results: Path) -> None:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDAI_")}
     command = [sys.executable, "-m", "workloads", "run", workload, "--duration", "60"]
@@ -177,8 +107,7 @@ def test_sigterm_leaves_a_partial_document_within_two_seconds(workload: str, res
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    time.sleep(1.0)
-    workers, helpers = descendants(process.pid, workers=2)
+    workers, helpers = descendants(process.pid, workers=2)  # iterating: the workers are up
     terminate_with_sigterm(process, results)
     assert len(workers) == 2
     assert_nothing_outlived_the_run(workers, helpers)

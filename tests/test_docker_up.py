@@ -10,6 +10,8 @@ import pytest
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.contract
+
 SCRIPT = ROOT / "scripts" / "docker-up"
 TRIXIE_SOURCE = Path("/etc/apt/sources.list.d/cloudai-trixie.sources")
 

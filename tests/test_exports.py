@@ -21,6 +21,8 @@ from workloads.manifest import load_manifest
 from workloads.report import ReportError, build_report
 from workloads.trace import FIELDS, generate, parse_mix
 
+pytestmark = pytest.mark.contract
+
 MANIFEST = load_manifest(ROOT / "workloads.yaml")
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -36,7 +38,7 @@ def run_documents(tmp_path_factory: pytest.TempPathFactory) -> Path:
             workload,
             *TINY,
             "--duration",
-            "2.5",
+            "1.5",
             "--profile",
             profile,
             "--sample-interval",

@@ -8,6 +8,8 @@ import pytest
 
 from workloads.runtime.limits import Limits, detect_limits, parse_cpu_list
 
+pytestmark = pytest.mark.unit
+
 
 def _tree(root: Path, files: dict[str, str]) -> None:
     for name, content in files.items():

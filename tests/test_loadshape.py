@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from workloads.runtime.loadshape import PROFILES, DutyCycle, LoadShape
+from workloads.runtime.choices import PROFILES
+from workloads.runtime.loadshape import DutyCycle, LoadShape
+
+pytestmark = pytest.mark.unit
 
 
 @pytest.mark.parametrize("profile", PROFILES)

@@ -13,6 +13,8 @@ import yaml
 from tests.conftest import ROOT, run_cli
 from workloads.manifest import ManifestError, load_manifest
 
+pytestmark = pytest.mark.contract
+
 MANIFEST = ROOT / "workloads.yaml"
 
 
@@ -26,10 +28,12 @@ def _write(tmp_path: Path, data: Any) -> Path:
     return path
 
 
-def test_catalogue_has_twenty_workloads_seven_seven_six() -> None:
+def test_ids_are_unique_and_numbered_from_one_in_each_category() -> None:
     manifest = load_manifest(MANIFEST)
-    expected = [f"io-{n}" for n in range(1, 8)] + [f"cpu-{n}" for n in range(1, 8)]
-    assert manifest.ids == [*expected, *(f"gpu-{n}" for n in range(1, 7))]
+    assert len(set(manifest.ids)) == len(manifest.ids)
+    for category in ("io", "cpu", "gpu"):
+        numbers = [w.number for w in manifest if w.category == category]
+        assert numbers == list(range(1, len(numbers) + 1)), category
     assert manifest.get("cpu-3").launcher == "cpu_process_3.py"
     assert manifest.get("gpu-2").envelope.gpus == 1
     assert manifest.get("io-1").envelope.disk == 2 << 30

@@ -22,6 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families as prometheu
 
 from tests.conftest import ROOT, TINY, only_document, run_cli
 
+pytestmark = pytest.mark.contract
+
 EXPECTED = {
     "cloudai_run",
     "cloudai_elapsed_seconds",
@@ -65,7 +67,7 @@ def _scrape(port: int, openmetrics_format: bool) -> str:
 
 def test_a_run_serves_openmetrics_while_it_lasts(tmp_path: Path) -> None:
     port = free_port()
-    process = _start("cpu-5", *TINY, "--duration", "4", "--workers", "1",
+    process = _start("cpu-5", *TINY, "--duration", "3", "--workers", "1",
                      "--metrics-port", str(port), "--results-dir", str(tmp_path))  # fmt: skip
     deadline, text = time.monotonic() + 10, ""
     while time.monotonic() < deadline and "cloudai_primary_metric{" not in text:
@@ -98,7 +100,7 @@ def test_a_run_serves_openmetrics_while_it_lasts(tmp_path: Path) -> None:
 
 def test_the_textfile_is_rewritten_at_every_sample(tmp_path: Path) -> None:
     textfile = tmp_path / "cloudai.prom"
-    completed = run_cli("run", "cpu-5", *TINY, "--duration", "3", "--workers", "1",
+    completed = run_cli("run", "cpu-5", *TINY, "--duration", "2", "--workers", "1",
                         "--sample-interval", "0.5", "--metrics-textfile", str(textfile),
                         "--results-dir", str(tmp_path / "results"))  # fmt: skip
     assert completed.returncode == 0, completed.stderr
@@ -178,6 +180,7 @@ def prometheus(tmp_path: Path) -> Any:
     os.kill(pid, 15)
 
 
+@pytest.mark.system
 @needs_prometheus
 def test_prometheus_sees_what_the_document_records(prometheus: Any, tmp_path: Path) -> None:
     port, base = prometheus

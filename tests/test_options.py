@@ -18,6 +18,8 @@ from workloads.runtime.params import (
 )
 from workloads.sizes import parse_size
 
+pytestmark = pytest.mark.unit
+
 WORKLOAD = load_manifest(ROOT / "workloads.yaml").get("cpu-1")
 
 

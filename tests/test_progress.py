@@ -17,6 +17,8 @@ from tests.conftest import ROOT
 from workloads.runtime import progress as progress_module
 from workloads.runtime.progress import ProgressReporter
 
+pytestmark = pytest.mark.contract
+
 ANSI = re.compile(r"\x1b\[")
 SAMPLE = {"t": 3.0, "cpu_cores": 1.5, "rss_bytes": 64 << 20}
 
@@ -101,7 +103,7 @@ def _run_under_a_tty(*args: str, env: dict[str, str]) -> str:
 @pytest.mark.parametrize(("variable", "bar"), [("lines", False), ("", True)])
 def test_under_a_tty_lines_mode_writes_no_escapes(tmp_path: Path, variable: str, bar: bool) -> None:
     log = _run_under_a_tty(
-        "run", "cpu-3", "--duration", "4", "--scale", "0.02", "--results-dir", str(tmp_path),
+        "run", "cpu-3", "--duration", "2", "--scale", "0.02", "--results-dir", str(tmp_path),
         env={"CLOUDAI_PROGRESS": variable},
     )  # fmt: skip
     assert bool(ANSI.search(log)) == bar

@@ -6,6 +6,8 @@ import pytest
 
 from workloads.runtime.record import Totals
 
+pytestmark = pytest.mark.unit
+
 
 def _totals(work: dict[str, float], workers: int = 1, busy_seconds: float = 10.0) -> Totals:
     return Totals(iterations=1, workers=workers, busy_seconds=busy_seconds, work=work)

@@ -25,6 +25,8 @@ from workloads.replay.records import Event
 from workloads.replay.runner import Replayer
 from workloads.trace import TraceTask
 
+pytestmark = pytest.mark.contract
+
 REPLAY_LABEL_FILTER = "label=org.cloudai.replay"
 
 

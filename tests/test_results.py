@@ -15,6 +15,8 @@ from workloads.runtime.results import (
     write_document,
 )
 
+pytestmark = pytest.mark.unit
+
 
 def _candidates(tmp_path: Path) -> tuple[Path, Path]:
     results, output = tmp_path / "results", tmp_path / "output"

@@ -14,6 +14,8 @@ from tests.conftest import TINY, assert_valid, only_document, run_cli
 from workloads.runtime import scratch
 from workloads.runtime.filesystems import mount_of, mounts
 
+pytestmark = pytest.mark.contract
+
 
 def _leftover(base: Path, name: str, owner: dict[str, object], age: float = 0) -> Path:
     folder = base / f"{scratch.PREFIX}{name}"

@@ -13,6 +13,8 @@ from tests.conftest import TINY, assert_valid, run_inline
 from workloads.gpu.checks import MIN_STEPS_TO_JUDGE
 from workloads.manifest import get_manifest
 
+pytestmark = pytest.mark.contract
+
 MANIFEST = get_manifest()
 
 

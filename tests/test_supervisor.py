@@ -15,6 +15,8 @@ import pytest
 from tests.conftest import ROOT, assert_valid, only_document
 from workloads.supervisor import writable_by
 
+pytestmark = pytest.mark.contract
+
 
 def _supervise(command: str, **kwargs: object) -> subprocess.Popen[str]:
     return subprocess.Popen(

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 import workloads
 from workloads.manifest import Manifest, ManifestError, Workload, get_manifest
 from workloads.options import OPTIONS, UsageError, gather, positive_float, positive_int, seed
-from workloads.runtime.runner import EXIT_USAGE
+from workloads.runtime.choices import EXIT_USAGE
 
 EPILOG = """\
 Every option can also be set by a variable: CLOUDAI_ plus its name in upper case
@@ -135,6 +135,8 @@ def _describe(args: argparse.Namespace, manifest: Manifest) -> int:
         f"  duration    {workload.duration.min:g}-{workload.duration.max:g} s "
         "(drawn with the seed unless --duration)",
         f"  platforms   {', '.join(workload.platforms)}",
+        f"  metric      {workload.primary_metric.name} ({workload.primary_metric.unit})",
+        "  checks      " + "\n              ".join(workload.checks),
         f"  launcher    python {workload.launcher}",
         f"  run         python -m workloads run {workload.id} [options]",
     ]

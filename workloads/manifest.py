@@ -77,6 +77,7 @@ class Workload(_Strict):
     task_type: TaskType
     platforms: list[Platform] = Field(min_length=1)
     primary_metric: PrimaryMetric
+    checks: list[str] = Field(min_length=1)  # every run of 8 iterations or more makes these
 
     @model_validator(mode="after")
     def _id_matches(self) -> Workload:

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workloads.runtime.loadshape import PROFILES
-from workloads.runtime.params import DEVICES, Given
-from workloads.runtime.progress import PROGRESS_MODES
+from workloads.runtime.choices import DEVICES, PROFILES, PROGRESS_MODES
+from workloads.runtime.params import Given
 from workloads.sizes import parse_size
 
 ENV_PREFIX = "CLOUDAI_"

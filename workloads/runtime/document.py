@@ -15,12 +15,11 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from workloads.manifest import Category, Envelope, TaskType, Workload
+from workloads.runtime.choices import Device, Profile, ProgressMode
 from workloads.runtime.context import Reported
 from workloads.runtime.environment import describe_environment
 from workloads.runtime.limits import Limits
-from workloads.runtime.loadshape import Profile
-from workloads.runtime.params import Device, RunParams
-from workloads.runtime.progress import ProgressMode
+from workloads.runtime.params import RunParams
 from workloads.runtime.record import Totals
 
 SCHEMA_VERSION = 2

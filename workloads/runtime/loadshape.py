@@ -11,12 +11,11 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, get_args
 
 import numpy as np
 
-Profile = Literal["steady", "ramp", "wave", "bursty"]
-PROFILES: tuple[str, ...] = get_args(Profile)
+from workloads.runtime.choices import PROFILES
+
 # The quiet part of ramp, wave and bursty shapes, as a fraction of the intensity.
 _FLOOR = 0.1
 # Idle seconds a worker may bank (after a stall) and spend later as extra busy time.

@@ -5,9 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args
-
-import numpy as np
+from typing import Any
 
 from workloads.manifest import Workload
 from workloads.runtime.limits import Limits
@@ -20,10 +18,6 @@ MEMORY_HEADROOM = 0.15
 # Resident size of one spawned worker before it allocates anything (Python, numpy, the runtime).
 WORKER_FOOTPRINT = 48 << 20
 MINIMUM_BUDGET = 16 << 20
-
-
-Device = Literal["auto", "cpu", "cuda"]
-DEVICES: tuple[str, ...] = get_args(Device)
 
 
 @dataclass(frozen=True)
@@ -68,6 +62,8 @@ class RunParams:
 
 def draw_duration(workload: Workload, seed: int) -> float:
     """The default duration: uniform in the manifest's range, from the seed alone."""
+    import numpy as np  # here: the options layer imports this module, numpy is slow
+
     rng = np.random.default_rng([seed, 0xD0])
     return round(float(rng.uniform(workload.duration.min, workload.duration.max)), 1)
 

@@ -15,12 +15,10 @@ import os
 import shutil
 import sys
 import time
-from typing import Any, Literal, TextIO, get_args
+from typing import Any, TextIO
 
 from workloads.sizes import format_size
 
-ProgressMode = Literal["auto", "bar", "lines", "off"]
-PROGRESS_MODES: tuple[str, ...] = get_args(ProgressMode)
 # In lines mode, one line per this many seconds at most.
 LINE_EVERY = 10.0
 _ERASE_LINE = "\r\x1b[K"

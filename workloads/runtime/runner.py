@@ -22,6 +22,7 @@ import psutil
 from pydantic import ValidationError
 
 from workloads.manifest import Workload
+from workloads.runtime.choices import EXIT_COMPLETED, EXIT_FAILED
 from workloads.runtime.context import Context
 from workloads.runtime.document import (
     ErrorPart,
@@ -51,7 +52,6 @@ from workloads.runtime.sampler import ResourceSampler, process_tree_totals
 from workloads.runtime.signals import StopOnSignal
 from workloads.sizes import format_size
 
-EXIT_COMPLETED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # After a stop signal the document must be on disk within this many seconds, whatever the
 # workload is doing (the real worker sends SIGKILL 5 s after SIGTERM).
 STOP_DEADLINE = 1.6
