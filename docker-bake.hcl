@@ -22,8 +22,10 @@ variable "VERSION" {
   # Set it to add immutable tags: cloudai-cpu-intensive:3-1.0.0 beside :3.
   default = ""
 }
+# Pinned by digest (the python:3.12-slim index, both platforms) so that a rebuild takes the same
+# Python and Debian; override it to move on (docker buildx imagetools inspect python:3.12-slim).
 variable "BASE_IMAGE" {
-  default = "python:3.12-slim"
+  default = "python:3.12-slim@sha256:78387bc3881b8273120a12ebe6c1ab22b018ccc2c9adf565ae1ac9b536e184ea"
 }
 variable "TORCH_SPEC" {
   default = "torch"

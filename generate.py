@@ -29,6 +29,10 @@ from workloads.runtime import document, exporter  # noqa: E402
 from workloads.runtime.results import SCHEMA_PATH  # noqa: E402
 
 HEADER = "Generated from workloads.yaml by generate.py: do not edit."
+# The images' default base, pinned by the digest of its multi-platform index.
+BASE_IMAGE = (
+    "python:3.12-slim@sha256:78387bc3881b8273120a12ebe6c1ab22b018ccc2c9adf565ae1ac9b536e184ea"
+)
 LAUNCHERS = ROOT / "workloads" / "launchers"
 IMAGES = ROOT / "images"
 README = ROOT / "README.md"
@@ -103,6 +107,7 @@ def _build_files(templates: Environment, manifest: Manifest) -> list[Output]:
     common = {
         "header": HEADER,
         "manifest": manifest,
+        "base_image": BASE_IMAGE,
         "metrics_port": exporter.DEFAULT_PORT,
         "metrics_path": exporter.METRICS_PATH,
     }

@@ -1,37 +1,35 @@
 #!/bin/sh
-# Installs the images' Python dependencies into /opt/venv, read from pyproject.toml:
-#   pip-install.sh          the core dependencies (io and cpu images)
-#   pip-install.sh gpu      the gpu extra: torch first, from $TORCH_INDEX_URL if set and from the
-#                           wheelhouse mounted at /wheels (air-gapped clusters, CPU-only tests)
+# Installs the images' Python dependencies into /opt/venv from the locks (scripts/lock makes
+# them from pyproject.toml), every file checked against its hash:
+#   pip-install.sh          images/requirements.lock (io and cpu images)
+#   pip-install.sh gpu      torch first, from $TORCH_INDEX_URL if set and from the wheelhouse
+#                           mounted at /wheels (air-gapped clusters, CPU-only tests); then
+#                           images/requirements-gpu.lock
+# The sha256 of the locks installed goes to /opt/venv/cloudai-lock.sha256: every results
+# document records it (environment.lock), so two documents can be compared knowingly.
 # Optional BuildKit secrets: pip_cert (a CA bundle, for proxies) and pip_conf (a pip.conf).
 # pip itself is a build tool: it is bootstrapped when missing and removed at the end, in the same
 # layer, so no image carries it.
 set -eu
 extra=${1:-}
+locks=/tmp/locks
 if [ -f /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi
 if [ -f /run/secrets/pip_conf ]; then export PIP_CONFIG_FILE=/run/secrets/pip_conf; fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore
-
-requirements() {
-  python - "$1" <<'PY'
-import sys, tomllib
-project = tomllib.load(open("/tmp/pyproject.toml", "rb"))["project"]
-wanted = project["dependencies"] if sys.argv[1] == "core" else project["optional-dependencies"][sys.argv[1]]
-print("\n".join(requirement for requirement in wanted if not requirement.startswith("torch")))
-PY
-}
 
 python -m pip --version >/dev/null 2>&1 || python -m ensurepip --default-pip >/dev/null
 
 if [ "$extra" = gpu ]; then
   # shellcheck disable=SC2086
   pip install --find-links /wheels ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "${TORCH_SPEC:-torch}"
-  requirements gpu > /tmp/requirements.txt
+  pip install --require-hashes --no-deps --requirement "$locks/requirements-gpu.lock"
+  installed="$locks/requirements.lock $locks/requirements-gpu.lock"
 else
-  requirements core > /tmp/requirements.txt
+  pip install --require-hashes --no-deps --requirement "$locks/requirements.lock"
+  installed="$locks/requirements.lock"
 fi
-pip install --requirement /tmp/requirements.txt
-rm /tmp/requirements.txt
+# shellcheck disable=SC2086
+echo "sha256:$(cat $installed | sha256sum | cut -d' ' -f1)" > /opt/venv/cloudai-lock.sha256
 python -m pip uninstall --yes --quiet pip setuptools
 
 # What no workload uses at run time: test suites, test binaries and C/C++ headers (about 20 MB

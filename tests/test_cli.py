@@ -148,10 +148,8 @@ def test_readme_documents_every_control_and_keeps_its_two_commands() -> None:
         assert f"`{option.flag} " in readme, option.flag
         assert f"`{option.variable}`" in readme, option.variable
     ci = (ROOT / ".ci" / "run").read_text()
-    assert (
-        ".venv/bin/pip install -e '.[test]' torch==2.13.0 && .venv/bin/python -m pytest" in readme
-    )
-    assert ".venv/bin/pip install -q -e '.[test]' torch==2.13.0" in ci
+    assert ".venv/bin/pip install -e '.[dev]' torch==2.13.0 && .venv/bin/python -m pytest" in readme
+    assert ".venv/bin/pip install -q -e '.[dev]' torch==2.13.0" in ci
     assert ".venv/bin/python -m pytest" in ci
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -335,6 +336,7 @@ def test_every_variant_runs_like_the_real_worker(
     assert document["limits"]["cpu_quota"] == pytest.approx(1.5)
     assert document["limits"]["memory_limit"] == 1 << 30
     assert document["environment"]["container"] is True
+    assert document["environment"]["lock"] == _lock_digest(MANIFEST.get(workload_id).category)
 
 
 @pytest.mark.docker
@@ -532,3 +534,48 @@ def test_all_twenty_at_once_on_two_cores_complete(pushed_images: str, tmp_path: 
         document = json.loads(path.read_text())
         found[document["workload"]["id"]] = (document["status"], document["stop_reason"])
     assert found == {w.id: ("completed", "duration") for w in MANIFEST}
+
+
+# -- reproducible images -------------------------------------------------------------------------
+def _lock_digest(category: str) -> str:
+    """What an image's documents record: the sha256 of the locks it was installed from."""
+    import hashlib
+
+    locks = ["requirements.lock"] + (["requirements-gpu.lock"] if category == "gpu" else [])
+    text = b"".join((ROOT / "images" / lock).read_bytes() for lock in locks)
+    return "sha256:" + hashlib.sha256(text).hexdigest()
+
+
+def _locked(lock: str) -> dict[str, list[str]]:
+    """Package -> its hashes, from a lock with hashes."""
+    pinned: dict[str, list[str]] = {}
+    name = ""
+    for line in (ROOT / "images" / lock).read_text().splitlines():
+        if line and not line.startswith((" ", "#")):
+            name = line.split("==")[0].strip()
+            pinned[name] = []
+        elif "--hash=sha256:" in line:
+            pinned[name].append(line.split("--hash=sha256:")[1].split()[0])
+    return pinned
+
+
+def test_the_locks_pin_every_dependency_with_hashes() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    core, gpu = _locked("requirements.lock"), _locked("requirements-gpu.lock")
+    names = [re.split(r"[<>=!~ ;\[]", r)[0].lower() for r in project["dependencies"]]
+    assert set(names) <= set(core), "run scripts/lock after changing a dependency"
+    gpu_extra = project["optional-dependencies"]["gpu"]
+    assert {re.split(r"[<>=!~ ;\[]", r)[0] for r in gpu_extra} - {"torch"} <= set(gpu)
+    assert all(hashes for hashes in (core | gpu).values())
+    for dockerfile in ("base", "base-gpu"):
+        text = (ROOT / "images" / dockerfile / "Dockerfile").read_text()
+        assert "images/requirements.lock" in text
+    assert "--require-hashes" in (ROOT / "images" / "pip-install.sh").read_text()
+
+
+@needs_buildx
+def test_the_default_base_image_is_pinned_by_digest() -> None:
+    base = _plan("base")["target"]["base"]["args"]["BASE_IMAGE"]
+    assert re.fullmatch(r"python:3\.12-slim@sha256:[0-9a-f]{64}", base), base
