@@ -76,3 +76,20 @@ def test_writable_by(tmp_path: Path, mode: int, owner: int, uid: int, writable: 
     folder.chmod(mode)
     assert writable_by(folder, uid, uid) is writable
     assert writable_by(folder / "not-yet" / "deeper", uid, uid) is writable
+
+
+@pytest.mark.parametrize("delay", [0.15, 0.3, 0.6])
+def test_a_stop_before_python_takes_its_signals_is_held_until_it_has(
+    results: Path, delay: float
+) -> None:
+    """A stop that reached the interpreter before capture_early would kill it without a
+    document: the supervisor holds it until the workload says it is ready."""
+    launcher = ROOT / "workloads" / "launchers" / "cpu_process_1.py"
+    process = _supervise(
+        f'"{sys.executable}" "{launcher}" --duration 60 --scale 0.05 --results-dir "{results}"'
+    )
+    time.sleep(delay)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 128 + signal.SIGTERM
+    document = only_document(results)
+    assert (document["status"], document["signal"]) == ("terminated", "SIGTERM")

@@ -1,3 +1,4 @@
+# ruff: noqa: E402
 """The images' entrypoint: run the command as an unprivileged user, relay stop signals to all of
 it, and exit only when all of it has.
 
@@ -10,6 +11,11 @@ teardown then kills Python while it writes its results document. This supervisor
 SIGINT and SIGHUP to the whole process group, reaps every descendant (it is PID 1, or a child
 subreaper), exits when the last one has, and sends SIGKILL if they outlive the grace period.
 
+A stop that reaches Python before it has taken over its signals kills it without a document
+(under load, starting the interpreter can take a second). So the workload says when it is ready
+(a byte on the pipe named by CLOUDAI_READY_FD, which capture_early writes), and a stop that comes
+earlier is held until then, or READY_WAIT at most for a command that never says it.
+
 Started as root (the image's default), it runs the command as the ``cloudai`` user when that user
 can write the results folder, else as the folder's owner (files then belong to whoever owns the
 mount, as the host expects). Started as any other user (``docker run --user``), it runs the
@@ -18,22 +24,34 @@ command as that user.
 
 from __future__ import annotations
 
+import signal
+
+# First of all, before the imports below (hence E402 below): a stop that comes while this process
+# starts is kept, not fatal (Supervisor.run takes it over).
+_EARLY: list[int] = []
+for _number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(_number, lambda number, _frame: _EARLY.append(number))
+
 import contextlib
 import ctypes
 import os
 import pwd
-import signal
+import select
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from types import FrameType
 
 from workloads.runtime.results import choose_results_dir
+from workloads.runtime.signals import READY_FD
 
 USER = "cloudai"
 # Seconds the command gets after a stop signal before SIGKILL (the real worker waits 5 s).
 GRACE = 4.5
+# A stop is held at most this long for a command that does not say it is ready.
+READY_WAIT = 1.5
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _PR_SET_CHILD_SUBREAPER = 36
 
@@ -74,15 +92,17 @@ def _results_folder() -> Path:
     return choose_results_dir(Path(explicit) if explicit else None)
 
 
-def _spawn(command: list[str]) -> subprocess.Popen[bytes]:
+def _spawn(command: list[str], ready_fd: int) -> subprocess.Popen[bytes]:
+    environment = {**os.environ, READY_FD: str(ready_fd)}
+    started = {"start_new_session": True, "pass_fds": (ready_fd,), "env": environment}
     if os.geteuid() != 0:
-        return subprocess.Popen(command, start_new_session=True)
+        return subprocess.Popen(command, **started)  # type: ignore[call-overload]
     uid, gid, home = choose_user(_results_folder())
-    environment = {**os.environ, "HOME": home}
+    environment["HOME"] = home
     if uid == 0:
-        return subprocess.Popen(command, start_new_session=True, env=environment)
-    return subprocess.Popen(
-        command, start_new_session=True, env=environment, user=uid, group=gid, extra_groups=[]
+        return subprocess.Popen(command, **started)  # type: ignore[call-overload]
+    return subprocess.Popen(  # type: ignore[call-overload]
+        command, user=uid, group=gid, extra_groups=[], **started
     )
 
 
@@ -90,6 +110,9 @@ class Supervisor:
     def __init__(self, command: list[str]) -> None:
         self.command = command
         self.stopping = False
+        self.ready = False
+        self.held: int | None = None  # a stop signal that came before the command was ready
+        self._lock = threading.Lock()  # between the signal handler and the readiness thread
 
     def run(self) -> int:
         if os.getpid() != 1:  # orphaned descendants must come back to us to be reaped
@@ -97,20 +120,45 @@ class Supervisor:
                 ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1)
         for number in STOP_SIGNALS:
             signal.signal(number, self._relay)
+        for number in _EARLY[:1]:  # a stop that came while this process started
+            self._relay(number, None)
         signal.signal(signal.SIGALRM, self._kill)
+        reader, writer = os.pipe()
         try:
-            self.child = _spawn(self.command)
+            self.child = _spawn(self.command, writer)
         except OSError as err:
             print(f"supervisor: cannot run {self.command[0]}: {err.strerror}", file=sys.stderr)
             return 127
+        finally:
+            os.close(writer)
+        threading.Thread(target=self._await_ready, args=(reader,), daemon=True).start()
         return self._wait()
 
+    def _await_ready(self, reader: int) -> None:
+        """Ready when the command says so, when it closes the pipe (it is gone, or it is not
+        ours), or after READY_WAIT; then a held stop goes through."""
+        with contextlib.suppress(OSError):
+            select.select([reader], [], [], READY_WAIT)
+        os.close(reader)
+        with self._lock:
+            self.ready, held = True, self.held
+        if held is not None:
+            self._send(held)
+
     def _relay(self, number: int, frame: FrameType | None) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.child.pid, number)
-        if not self.stopping:
+        if not self.stopping:  # the grace runs from the stop, held or not
             self.stopping = True
             signal.setitimer(signal.ITIMER_REAL, GRACE)
+        with self._lock:
+            ready = self.ready
+            if not ready:
+                self.held = self.held or number
+        if ready:
+            self._send(number)
+
+    def _send(self, number: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.child.pid, number)
 
     def _kill(self, number: int, frame: FrameType | None) -> None:
         with contextlib.suppress(ProcessLookupError):

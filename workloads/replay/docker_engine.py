@@ -125,7 +125,9 @@ class DockerEngine:
         return Event(moment, task_id, "FAIL", extra)
 
     def stop(self) -> None:
-        running = self.client.api.containers(filters={**self._filter, "status": "running"})
+        # Created and not yet running too: a task submitted just before the stop starts now.
+        alive = {**self._filter, "status": ["created", "restarting", "running"]}
+        running = self.client.api.containers(all=True, filters=alive)
         with self._lock:
             self._stopping |= {int(c["Labels"][TASK_LABEL]) for c in running}
         with ThreadPoolExecutor(max_workers=16) as pool:

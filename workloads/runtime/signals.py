@@ -7,6 +7,7 @@ process dying silently (schedulers do cancel tasks right after starting them).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -20,10 +21,21 @@ def _remember(number: int, frame: FrameType | None) -> None:
     _pending.append(number)
 
 
+# The supervisor's pipe: written once the stop signals are ours, so that it relays a stop only
+# when this process can keep it (a stop that reached the interpreter earlier would kill it).
+READY_FD = "CLOUDAI_READY_FD"
+
+
 def capture_early() -> None:
-    """Keep stop signals until a run takes them over (or ``release_early`` replays them)."""
+    """Keep stop signals until a run takes them over (or ``release_early`` replays them), and
+    tell the supervisor, if there is one, that a stop may now come."""
     for number in STOP_SIGNALS:
         signal.signal(number, _remember)
+    descriptor = os.environ.pop(READY_FD, "")
+    if descriptor.isdigit():
+        with contextlib.suppress(OSError):
+            os.write(int(descriptor), b"ready")
+            os.close(int(descriptor))
 
 
 def release_early() -> None:
