@@ -49,13 +49,13 @@ def test_duty_cycle_reaches_its_target_whatever_the_unit(intensity: float, unit:
     while clock[0] < 60:
         clock[0] += unit
         busy += unit
-        cycle.after_unit(unit)
+        cycle.after_iteration(unit)
     assert busy / clock[0] == pytest.approx(intensity / 100, abs=0.02)
 
 
 def test_full_intensity_never_sleeps() -> None:
     cycle = DutyCycle(LoadShape("steady", 100, 10, 1), 0.0, lambda s: pytest.fail("slept"))
-    assert cycle.after_unit(0.5) == 0.0
+    assert cycle.after_iteration(0.5) == 0.0
 
 
 def test_a_pause_ends_early_when_a_burst_begins() -> None:
@@ -71,9 +71,9 @@ def test_a_pause_ends_early_when_a_burst_begins() -> None:
         clock[0] += seconds
 
     cycle = DutyCycle(Step("steady", 100, 100, 1), 0.0, wait, lambda: clock[0])
-    assert cycle.after_unit(1.0) == pytest.approx(1.0, abs=0.26)  # not 9 s
+    assert cycle.after_iteration(1.0) == pytest.approx(1.0, abs=0.26)  # not 9 s
 
 
 def test_a_stop_cuts_the_pause_short() -> None:
     cycle = DutyCycle(LoadShape("steady", 10, 100, 1), 0.0, lambda seconds: True)
-    assert cycle.after_unit(1.0) < 0.1
+    assert cycle.after_iteration(1.0) < 0.1

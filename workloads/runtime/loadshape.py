@@ -85,7 +85,7 @@ class LoadShape:
 class DutyCycle:
     """Sleeps between units of work so the busy fraction follows the load shape.
 
-    Each unit of work that takes b seconds at target fraction u owes b (1 - u) / u seconds of
+    Each iteration that takes b seconds at target fraction u owes b (1 - u) / u seconds of
     idleness. Time already spent idle since the last unit (overheads) pays part of the debt, and a
     sleep that overruns is credited to the next unit: the loop is closed, and exact for any size of
     unit. Credit is capped so a worker never bursts far above the shape after a stall.
@@ -102,8 +102,8 @@ class DutyCycle:
         self._debt = 0.0
         self._mark = clock()
 
-    def after_unit(self, busy_seconds: float) -> float:
-        """Account a unit of work that took ``busy_seconds``; sleep as needed; return the sleep."""
+    def after_iteration(self, busy_seconds: float) -> float:
+        """Account an iteration that took ``busy_seconds``; sleep as needed; return the sleep."""
         now = self._clock()
         idle = max(0.0, now - self._mark - busy_seconds)
         self._mark = now

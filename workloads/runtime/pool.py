@@ -120,7 +120,7 @@ def _work_loop(
                 index=index, worker=worker, started=started, seconds=seconds, result=result
             )
         )
-        cycle.after_unit(seconds)
+        cycle.after_iteration(seconds)
 
 
 def run_inline(plan: Plan, recorder: Recorder, stop: threading.Event) -> None:
