@@ -3,12 +3,13 @@
 
     python bench/metrics_overhead.py [--seconds 30] [--repeat 3]
 
-A nearly idle workload (cpu-5, one worker at 1 % intensity) runs ``--seconds`` in three ways,
-interleaved ``--repeat`` times: sampling once an hour (about no sampling), sampling every
-second, and sampling every second while serving ``--metrics-port`` (scraped every second by a
-separate process, as Prometheus would) and writing ``--metrics-textfile``. The CPU seconds come
-from each run's document (the whole process tree); the overhead is the median difference in
-cores against the first way.
+A nearly idle workload (cpu-5, one worker at 1 % intensity) runs ``--seconds`` in four ways,
+interleaved ``--repeat`` times: sampling once an hour (about no sampling); sampling every
+second (every run does); the same while serving ``--metrics-port``, scraped every second by a
+separate process as Prometheus would; and also writing ``--metrics-textfile``. The CPU seconds
+come from each run's document (the whole process tree); the overhead is the median of the runs'
+differences in cores, against no sampling and against sampling alone (with and without the
+port).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 WAYS = {
     "no sampling": ["--sample-interval", "3600"],
     "sampling at 1 Hz": ["--sample-interval", "1"],
-    "sampling + port + textfile at 1 Hz": ["--sample-interval", "1"],
+    "sampling + port, scraped at 1 Hz": ["--sample-interval", "1"],
+    "sampling + port + textfile": ["--sample-interval", "1"],
 }
 
 
@@ -53,8 +55,10 @@ def cpu_seconds(way: str, seconds: float, folder: Path) -> float:
     stop = threading.Event()
     if "port" in way:
         port = free_port()
-        args += ["--metrics-port", str(port), "--metrics-textfile", str(folder / "m.prom")]
+        args += ["--metrics-port", str(port)]
         threading.Thread(target=scrape_every_second, args=(port, stop), daemon=True).start()
+    if "textfile" in way:
+        args += ["--metrics-textfile", str(folder / "m.prom")]
     subprocess.run(
         [sys.executable, "-m", "workloads", *args], cwd=ROOT, check=True, capture_output=True
     )
@@ -74,16 +78,21 @@ def main() -> None:
             for way in WAYS:
                 spent[way].append(cpu_seconds(way, args.seconds, Path(scratch)))
                 time.sleep(1)
-    baseline = spent["no sampling"]
     print(f"{args.repeat} x {args.seconds:g} s of cpu-5 at 1 % intensity, one worker:")
+    print(f"  {'':<36} {'CPU s':>7} {'vs no sampling':>15} {'vs sampling':>12}  (% of a core)")
     for way, values in spent.items():
-        extra = [
-            (value - base) / args.seconds for value, base in zip(values, baseline, strict=True)
-        ]
+        against = [overhead(values, spent[other], args.seconds) for other in list(WAYS)[:2]]
         print(
-            f"  {way:<36} CPU {statistics.median(values):6.2f} s; over no sampling: "
-            f"{100 * statistics.median(extra):+.2f} % of a core"
+            f"  {way:<36} {statistics.median(values):7.2f} "
+            f"{100 * against[0]:+15.2f} {100 * against[1]:+12.2f}"
         )
+
+
+def overhead(values: list[float], baseline: list[float], seconds: float) -> float:
+    """The median over the rounds of the extra cores against the same round's baseline."""
+    return statistics.median(
+        (value - base) / seconds for value, base in zip(values, baseline, strict=True)
+    )
 
 
 if __name__ == "__main__":
