@@ -9,7 +9,9 @@ second (every run does); the same while serving ``--metrics-port``, scraped ever
 separate process as Prometheus would; and also writing ``--metrics-textfile``. The CPU seconds
 come from each run's document (the whole process tree); the overhead is the median of the runs'
 differences in cores, against no sampling and against sampling alone (with and without the
-port).
+port). Whole runs are noisy at this scale (±1 % of a core between rounds), so the cost of serving
+alone is also measured directly: this process serves the exporter of a run and counts its own
+CPU while another process scrapes it ``--scrapes`` times.
 """
 
 from __future__ import annotations
@@ -48,6 +50,40 @@ def scrape_every_second(port: int, stop: threading.Event) -> None:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1).read()
 
 
+def idle_cpu(seconds: float = 5.0) -> float:
+    """CPU seconds a second of this process while its main thread sleeps."""
+    before = time.process_time()
+    time.sleep(seconds)
+    return (time.process_time() - before) / seconds
+
+
+def serving_cpu(scrapes: int) -> tuple[float, float]:
+    """CPU seconds per scrape of serving a run's metrics in this process, and per second the
+    server costs between scrapes (over the same process without it)."""
+    from workloads.runtime.exporter import Exporter, RunMetrics, sample_values
+
+    labels = {"workload": "cpu-5", "category": "cpu", "run_id": "x", "seed": "1", "profile": "c"}
+    metrics = RunMetrics(labels, {"cloudai_envelope_cpus": 1.0, "cloudai_limit_cpus": 2.0})
+    sample = {"t": 9.0, "target_intensity_pct": 1.0, "cpu_cores": 0.01, "rss_bytes": 1e8}
+    totals = {"cpu_seconds": 2.0, "read_bytes": 0.0, "write_bytes": 4096.0}
+    metrics.update(sample_values(sample, totals, 9, 1), ("ops_per_second", "1/s", 1.0))
+    port = free_port()
+    without = idle_cpu()
+    exporter = Exporter(port, None, metrics)
+    try:
+        between = idle_cpu() - without
+        scraper = f"""
+import urllib.request
+for _ in range({scrapes}):
+    urllib.request.urlopen("http://127.0.0.1:{port}/metrics", timeout=5).read()
+"""
+        before = time.process_time()
+        subprocess.run([sys.executable, "-c", scraper], check=True)
+        return (time.process_time() - before) / scrapes, between
+    finally:
+        exporter.close()
+
+
 def cpu_seconds(way: str, seconds: float, folder: Path) -> float:
     results = folder / f"{len(list(folder.iterdir()))}"
     args = ["run", "cpu-5", "--workers", "1", "--intensity", "1", "--seed", "1"]
@@ -71,6 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--scrapes", type=int, default=1000)
     args = parser.parse_args()
     spent: dict[str, list[float]] = {way: [] for way in WAYS}
     with tempfile.TemporaryDirectory() as scratch:
@@ -86,6 +123,12 @@ def main() -> None:
             f"  {way:<36} {statistics.median(values):7.2f} "
             f"{100 * against[0]:+15.2f} {100 * against[1]:+12.2f}"
         )
+    per_scrape, between = serving_cpu(args.scrapes)
+    print(
+        f"serving alone, {args.scrapes} scrapes: {1000 * per_scrape:.2f} ms of CPU a scrape, "
+        f"{1000 * between:+.2f} ms a second between scrapes; at 1 Hz "
+        f"{100 * (per_scrape + between):.2f} % of a core"
+    )
 
 
 def overhead(values: list[float], baseline: list[float], seconds: float) -> float:

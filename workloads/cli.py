@@ -287,16 +287,7 @@ def _add_experiments(commands: Any) -> None:
         metavar="SECONDS",
         help="between SIGTERM and SIGKILL when a stop ends a task (default 10)",
     )
-    replay.add_argument(
-        "--registry",
-        default=os.environ.get("REGISTRY"),
-        help="take the images from this registry (default: $REGISTRY, else the trace's)",
-    )
-    replay.add_argument(
-        "--namespace",
-        default=os.environ.get("NAMESPACE") or os.environ.get("DOCKER_USERNAME"),
-        help="and this namespace (default: $NAMESPACE, $DOCKER_USERNAME, else the trace's)",
-    )
+    _add_image_options(replay, otherwise_from_trace=True)
     analyze = commands.add_parser(
         "analyze",
         help="a replay's run folder into jobs.csv, summary.json and pictures",
@@ -316,18 +307,27 @@ def _add_experiments(commands: Any) -> None:
     )
 
 
-def _add_image_options(parser: argparse.ArgumentParser) -> None:
-    # The same variables as docker-bake.hcl and compose.yaml.
-    namespace = os.environ.get("NAMESPACE") or os.environ.get("DOCKER_USERNAME") or "cloudai"
+def _add_image_options(
+    parser: argparse.ArgumentParser, *, otherwise_from_trace: bool = False
+) -> None:
+    """``--registry`` and ``--namespace``, defaulting to the same variables as docker-bake.hcl
+    and compose.yaml; when unset, a replay keeps what its trace names."""
+    registry = os.environ.get("REGISTRY")
+    namespace = os.environ.get("NAMESPACE") or os.environ.get("DOCKER_USERNAME")
+    if otherwise_from_trace:
+        registry_fallback = namespace_fallback = "the trace's"
+    else:
+        registry, registry_fallback = registry or "docker.io", "docker.io"
+        namespace, namespace_fallback = namespace or "cloudai", "cloudai"
     parser.add_argument(
         "--registry",
-        default=os.environ.get("REGISTRY") or "docker.io",
-        help="image registry (default: $REGISTRY or docker.io)",
+        default=registry,
+        help=f"image registry (default: $REGISTRY, else {registry_fallback})",
     )
     parser.add_argument(
         "--namespace",
         default=namespace,
-        help="image namespace (default: $NAMESPACE, $DOCKER_USERNAME or cloudai)",
+        help=f"image namespace (default: $NAMESPACE, $DOCKER_USERNAME, else {namespace_fallback})",
     )
 
 
