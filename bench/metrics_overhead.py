@@ -11,7 +11,7 @@ come from each run's document (the whole process tree); the overhead is the medi
 differences in cores, against no sampling and against sampling alone (with and without the
 port). Whole runs are noisy at this scale (±1 % of a core between rounds), so the cost of serving
 alone is also measured directly: this process serves the exporter of a run and counts its own
-CPU while another process scrapes it ``--scrapes`` times.
+CPU while another process scrapes it ``--scrapes`` times; and so is the cost of a sample.
 """
 
 from __future__ import annotations
@@ -84,6 +84,22 @@ for _ in range({scrapes}):
         exporter.close()
 
 
+def sampling_cpu(samples: int = 500) -> float:
+    """CPU seconds per sample of the run's resource sampler, in this process with one child."""
+    from workloads.runtime.sampler import ResourceSampler
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        sampler = ResourceSampler(3600, time.monotonic(), lambda t: 0.01, lambda: 0)
+        before = time.process_time()
+        for _ in range(samples):
+            sampler.sample()
+        return (time.process_time() - before) / samples
+    finally:
+        child.kill()
+        child.wait()
+
+
 def cpu_seconds(way: str, seconds: float, folder: Path) -> float:
     results = folder / f"{len(list(folder.iterdir()))}"
     args = ["run", "cpu-5", "--workers", "1", "--intensity", "1", "--seed", "1"]
@@ -123,6 +139,11 @@ def main() -> None:
             f"  {way:<36} {statistics.median(values):7.2f} "
             f"{100 * against[0]:+15.2f} {100 * against[1]:+12.2f}"
         )
+    per_sample = sampling_cpu()
+    print(
+        f"sampling alone: {1000 * per_sample:.2f} ms of CPU a sample; "
+        f"at 1 Hz {100 * per_sample:.2f} % of a core"
+    )
     per_scrape, between = serving_cpu(args.scrapes)
     print(
         f"serving alone, {args.scrapes} scrapes: {1000 * per_scrape:.2f} ms of CPU a scrape, "
