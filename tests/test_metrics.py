@@ -100,8 +100,10 @@ def test_a_run_serves_openmetrics_while_it_lasts(tmp_path: Path) -> None:
 
 def test_the_textfile_is_rewritten_at_every_sample(tmp_path: Path) -> None:
     textfile = tmp_path / "cloudai.prom"
-    completed = run_cli("run", "cpu-5", *TINY, "--duration", "2", "--workers", "1",
-                        "--sample-interval", "0.5", "--metrics-textfile", str(textfile),
+    # Bound by iterations, not time: a busy host may spend a short duration starting up.
+    completed = run_cli("run", "cpu-5", *TINY, "--iterations", "40", "--duration", "60",
+                        "--workers", "1", "--sample-interval", "0.2",
+                        "--metrics-textfile", str(textfile),
                         "--results-dir", str(tmp_path / "results"))  # fmt: skip
     assert completed.returncode == 0, completed.stderr
     families = {f.name: f for f in prometheus_text(textfile.read_text())}

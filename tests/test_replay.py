@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, wait_for
 from tests.engine import NAMESPACE, REGISTRY
 from workloads.analysis import SUMMARY_SCHEMA_PATH
 from workloads.replay.engine import EngineInfo, Node, ReplayTask
@@ -316,11 +316,8 @@ def test_sigterm_stops_the_tasks_with_the_grace_and_leaves_nothing(
          "--output", str(run), "--grace", "5"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # until a task runs
-        if (run / "events.jsonl").exists() and '"START"' in (run / "events.jsonl").read_text():
-            break
-        time.sleep(0.2)
+    events = run / "events.jsonl"
+    wait_for(lambda: events.exists() and '"START"' in events.read_text(), 60, "a task to start")
     time.sleep(2)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
