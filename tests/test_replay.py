@@ -14,13 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import docker
 import jsonschema
 import pytest
 
 from tests.conftest import ROOT, run_cli, wait_for
-from tests.engine import NAMESPACE, REGISTRY
+from tests.engine import BASE_IMAGE, NAMESPACE, REGISTRY
 from workloads.analysis import SUMMARY_SCHEMA_PATH
-from workloads.replay.engine import EngineInfo, Node, ReplayTask
+from workloads.replay.engine import EngineInfo, Node, ReplayTask, connect
 from workloads.replay.records import Event
 from workloads.replay.runner import Replayer
 from workloads.trace import TraceTask
@@ -332,6 +333,32 @@ def test_sigterm_stops_the_tasks_with_the_grace_and_leaves_nothing(
         assert json.loads(document.read_text())["status"] == "terminated"
     ended = {e["task_id"]: e["event"] for e in _events(run) if e["event"] in ("KILL", "FINISH")}
     assert set(ended.values()) == {"KILL"}
+    assert _leftovers() == []
+
+
+# PID 1 of a container that has no handler yet (a workload's first moments) never sees a
+# SIGTERM: the kernel drops it. Stand-in: a first process deaf to SIGTERM for its first 1.5 s.
+DEAF_AT_FIRST = (
+    "exec python3 -c 'import signal, sys, time; "
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(1.5); "
+    "signal.signal(signal.SIGTERM, lambda *_: sys.exit(143)); time.sleep(60)'"
+)
+
+
+@pytest.mark.docker
+@needs_engine
+def test_a_stop_is_sent_again_until_the_task_hears_it(tmp_path: Path) -> None:
+    replay_id = f"deaf-{tmp_path.name[-12:]}"
+    engine = connect("docker", replay_id, grace=4)
+    task = ReplayTask(0, f"cloudai-replay-{replay_id}-0", BASE_IMAGE, DEAF_AT_FIRST,
+                      cpus=0.5, memory_bytes=128 * 2**20, gpus=0, output=tmp_path)  # fmt: skip
+    try:
+        engine.submit(task)
+        engine.stop()
+        state = docker.from_env().api.inspect_container(task.name)["State"]
+        assert state["ExitCode"] == 143  # heard within the grace; 137 would be its SIGKILL
+    finally:
+        engine.cleanup()
     assert _leftovers() == []
 
 

@@ -18,9 +18,12 @@ from typing import Any
 from docker import DockerClient
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.types import DeviceRequest
+from requests.exceptions import ConnectionError as RequestsConnectionError
+from requests.exceptions import ReadTimeout
 
 from workloads.replay.engine import (
     REPLAY_LABEL,
+    RESEND_STOP_S,
     TASK_LABEL,
     Emit,
     EngineInfo,
@@ -135,8 +138,20 @@ class DockerEngine:
                 pool.submit(self._stop_one, container["Id"])
 
     def _stop_one(self, container_id: str) -> None:
-        with contextlib.suppress(NotFound, APIError):
-            self.client.api.stop(container_id, timeout=round(self.grace))
+        """SIGTERM, sent again every RESEND_STOP_S while the container runs, then SIGKILL after
+        the grace. Once is not enough: a container's first process is PID 1 of its namespace,
+        and the kernel drops a signal that reaches PID 1 before it has a handler, in the first
+        moments of a container that started just before the stop."""
+        deadline = time.monotonic() + self.grace
+        with contextlib.suppress(NotFound, APIError):  # gone, or not running (any more)
+            while (left := deadline - time.monotonic()) > 0:
+                self.client.api.kill(container_id, signal="SIGTERM")
+                try:
+                    self.client.api.wait(container_id, timeout=min(RESEND_STOP_S, left))
+                    return
+                except (ReadTimeout, RequestsConnectionError):  # docker-py's timeouts
+                    continue
+            self.client.api.kill(container_id, signal="SIGKILL")
 
     def cleanup(self) -> None:
         # The low-level listing: the high-level one inspects each, racing their removal.

@@ -11,7 +11,8 @@ An engine is made by ``connect(name, replay_id, grace)`` and offers:
   engine's own timestamp (SUBMIT, QUEUE, SCHEDULE, START, FINISH, FAIL, KILL, EVICT, LOST),
   until ``done`` is set.
 - ``stop()``: stop every task that has not ended, giving it ``grace`` seconds between SIGTERM
-  and SIGKILL (it leaves a partial document); each such task's end is a KILL.
+  and SIGKILL (it leaves a partial document), the SIGTERM sent again every ``RESEND_STOP_S``
+  while it runs; each such task's end is a KILL.
 - ``cleanup()``: remove everything the replay made (containers, services); safe to call more
   than once, and after a failure.
 
@@ -38,6 +39,9 @@ from workloads.replay.records import Event
 ENGINES = ("docker", "swarm")
 # Labels on everything a replay makes: how cleanup finds it, and which task it is.
 REPLAY_LABEL, TASK_LABEL = "org.cloudai.replay", "org.cloudai.task"
+# A stop is sent again this often until the task ends or its grace is spent: a container's
+# PID 1 misses a SIGTERM that comes before it has a handler (the kernel drops it).
+RESEND_STOP_S = 1.0
 
 
 class ReplayInputError(Exception):

@@ -23,6 +23,7 @@ from docker.types import Mount, Resources, RestartPolicy, ServiceMode
 
 from workloads.replay.engine import (
     REPLAY_LABEL,
+    RESEND_STOP_S,
     TASK_LABEL,
     Emit,
     EngineInfo,
@@ -209,8 +210,11 @@ class SwarmEngine:
         self._wait_for_containers(removed)
 
     def _wait_for_containers(self, services: list[str]) -> None:
-        """Until this node runs no container of ``services`` (their documents are written)."""
-        deadline = time.monotonic() + self.grace + _REMOVAL_MARGIN
+        """Until this node runs no container of ``services`` (their documents are written).
+        Swarm sends one SIGTERM, which a container's PID 1 misses in its first moments: this
+        node's containers get it again every RESEND_STOP_S (other nodes' are out of reach)."""
+        started = time.monotonic()
+        deadline, resent = started + self.grace + _REMOVAL_MARGIN, started
         while services and time.monotonic() < deadline:
             running = [
                 container
@@ -221,6 +225,11 @@ class SwarmEngine:
             ]
             if not running:
                 return
+            if time.monotonic() - resent >= RESEND_STOP_S:
+                resent = time.monotonic()
+                for container in running:
+                    with contextlib.suppress(NotFound, APIError):  # gone, or not running
+                        self.client.api.kill(container["Id"], signal="SIGTERM")
             time.sleep(0.2)
 
     def cleanup(self) -> None:
