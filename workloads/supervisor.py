@@ -27,7 +27,8 @@ from __future__ import annotations
 import signal
 
 # First of all, before the imports below (hence E402 below): a stop that comes while this process
-# starts is kept, not fatal (Supervisor.run takes it over).
+# starts is kept, not fatal (Supervisor.run takes it over). STOP_SIGNALS, spelled out: importing
+# it would widen the window.
 _EARLY: list[int] = []
 for _number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
     signal.signal(_number, lambda number, _frame: _EARLY.append(number))
@@ -45,14 +46,13 @@ from pathlib import Path
 from types import FrameType
 
 from workloads.runtime.results import choose_results_dir
-from workloads.runtime.signals import READY_FD
+from workloads.runtime.signals import READY_FD, STOP_SIGNALS
 
 USER = "cloudai"
 # Seconds the command gets after a stop signal before SIGKILL (the real worker waits 5 s).
 GRACE = 4.5
 # A stop is held at most this long for a command that does not say it is ready.
 READY_WAIT = 1.5
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _PR_SET_CHILD_SUBREAPER = 36
 
 

@@ -207,7 +207,7 @@ class SizeSchedule:
 
 
 class ScheduledWork(Generic[T]):
-    """A iteration function that runs inline on the device, with a ``geometry`` sized for it
+    """An iteration function that runs inline on the device, with a ``geometry`` sized for it
     (``device_geometry``): each iteration is one ``_step`` at the size the ``schedule`` the
     subclass sets gives (backing off on out-of-memory errors)."""
 

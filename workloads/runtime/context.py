@@ -82,7 +82,6 @@ class Context:
         )
         self.iterating = False  # run_iterations has begun: a stop now has work to save
         self.probes: list[Probe] = []
-        self.resources: dict[str, Any] = {}
         self._log = log
         self._scratch: Path | None = None
         self._disk_budget: int | None = None

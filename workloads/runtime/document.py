@@ -270,6 +270,7 @@ class RunRecord:
     outcome: Outcome
     signal: str | None
     totals: Totals
+    verification: VerificationPart  # the checks, as the outcome judged them
     tree: dict[str, float]  # process_tree_totals: cpu_seconds, max_rss_bytes, read/write bytes
     peak_rss_bytes: int
     peak_gpu_memory_bytes: float | None
@@ -386,7 +387,7 @@ def assemble(record: RunRecord, reported: Reported, *, validate: bool = True) ->
             problem_sizes=totals.sizes,
         ),
         load=record.load,
-        verification=verification(totals, reported),
+        verification=record.verification,
         details=reported.details,
         scratch=make(ScratchPart, **scratch) if scratch else None,
         environment=make(

@@ -1,4 +1,4 @@
-"""Runs a iteration function over iterations, inline or across worker processes.
+"""Runs an iteration function over iterations, inline or across worker processes.
 
 Both executors share one loop: claim the next iteration, stop when the run must, time the iteration,
 record it, then let the duty cycle sleep. Processes are spawned (never forked: the parent has

@@ -1,6 +1,6 @@
 """Rates: a work counter per second, the shape of nearly every metric a workload reports.
 
-A iteration times its phases with ``timed(result, "sort")``, which adds to the ``sort_seconds``
+An iteration times its phases with ``timed(result, "sort")``, which adds to the ``sort_seconds``
 counter (one spelling for every workload); ``Rate("elements", ["sort"], "elements/s")`` is
 then elements per second spent sorting, summed over workers, and ``Rate("samples", (),
 "samples/s")`` samples per second of work. Declared before the run (``ctx.run_iterations(fn,

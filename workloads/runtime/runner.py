@@ -17,6 +17,7 @@ import time
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import psutil
 from pydantic import ValidationError
@@ -30,6 +31,7 @@ from workloads.runtime.document import (
     Outcome,
     RunDocument,
     RunRecord,
+    VerificationPart,
     assemble,
     verification,
 )
@@ -209,8 +211,9 @@ class Run:
     # -- outcome ------------------------------------------------------------------------------
     def _finish(self, error: BaseException | None, late: bool = False) -> int:
         totals = self.ctx.recorder.totals()
-        outcome = self._outcome(error, late, totals)
-        record = self._record(outcome, totals)
+        checks = verification(totals, self.ctx.reported)
+        outcome = self._outcome(error, late, totals, checks)
+        record = self._record(outcome, totals, checks)
         try:
             document = assemble(record, self.ctx.reported)
         except ValidationError as err:  # a bug: say so, and still keep the results
@@ -223,8 +226,9 @@ class Run:
                 flush=True,
             )
             document = assemble(record, self.ctx.reported, validate=False)
-        path = self._write(document)
-        self._report(document, path)
+        data = document.model_dump(mode="json")  # once, for the file and the console
+        path = self._write(data)
+        self._report(document, data, path)
         if path is None:  # the last line of stdout: nothing is lost
             print(document.model_dump_json(), flush=True)
             return EXIT_FAILED
@@ -232,7 +236,9 @@ class Run:
             return 128 + (self.signals.received or 15)
         return EXIT_COMPLETED if outcome.status == "completed" else EXIT_FAILED
 
-    def _outcome(self, error: BaseException | None, late: bool, totals: Totals) -> Outcome:
+    def _outcome(
+        self, error: BaseException | None, late: bool, totals: Totals, checks: VerificationPart
+    ) -> Outcome:
         if error is not None:
             return Outcome("failed", _stop_reason(error), _describe_error(error))
         if self.signals.received:
@@ -240,7 +246,6 @@ class Run:
                 type="StopTimeout", message="the workload did not stop in time", traceback=""
             )
             return Outcome("terminated", "signal", timeout if late else None)
-        checks = verification(totals, self.ctx.reported)
         if checks.passed is False:
             failed = [check.name for check in checks.checks if not check.passed]
             message = "verification failed: " + (", ".join(failed) or "nothing was verified")
@@ -269,7 +274,7 @@ class Run:
             )
         return None
 
-    def _record(self, outcome: Outcome, totals: Totals) -> RunRecord:
+    def _record(self, outcome: Outcome, totals: Totals, checks: VerificationPart) -> RunRecord:
         ended = datetime.now(timezone.utc)
         wall = max((ended - self.started_at).total_seconds(), 1e-9)
         tree = process_tree_totals(self.baseline)
@@ -283,6 +288,7 @@ class Run:
             outcome=outcome,
             signal=self.signals.name,
             totals=totals,
+            verification=checks,
             tree=tree,
             peak_rss_bytes=self.sampler.peak_rss_bytes,
             peak_gpu_memory_bytes=self.sampler.peaks.get("gpu_memory_bytes"),
@@ -308,14 +314,13 @@ class Run:
             workers=workers,
         )
 
-    def _write(self, document: RunDocument) -> Path | None:
+    def _write(self, data: dict[str, Any]) -> Path | None:
         with self._write_lock:
             if self._written:
                 return None
             self._written = True
             name = document_name(self.workload.id, self.run_id)
             try:
-                data = document.model_dump(mode="json")
                 return write_document(self.params.results_dir, name, data)
             except OSError as err:
                 reason = "disk full" if err.errno == errno.ENOSPC else (err.strerror or str(err))
@@ -336,8 +341,7 @@ class Run:
             f"seed {p.seed}, profile {p.profile} {p.intensity:g}%"
         )
 
-    def _report(self, document: RunDocument, path: Path | None) -> None:
-        data = document.model_dump(mode="json")
+    def _report(self, document: RunDocument, data: dict[str, Any], path: Path | None) -> None:
         resources = document.resources
         outcome = f"{document.status} ({document.stop_reason})"
         self.progress.line(
