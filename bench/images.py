@@ -1,12 +1,18 @@
 #!/usr/bin/env python3
-"""Image figures: sizes, cold build time of all 20 (amd64), warm rebuild after editing one
-workload, and a summary of the bake plan. Needs the toolchain of scripts/docker-up.
+"""Image figures: sizes, build times and the bake plan, on the toolchain of scripts/docker-up.
 
-    python bench/images.py [--edit cpu-3] [--skip-cold]
+Sizes, the cold build time (amd64), the warm rebuild after editing one workload, and a summary
+of the bake plan.
 
-Cold means an empty build cache (docker buildx prune) and no local images of the namespace; the
-Python packages still come from the index, as they would for a user. Sizes are the unpacked
-content of an image and what a pull downloads (compressed layers, from the registry).
+    python bench/images.py [--edit cpu-3] [--skip-cold] [--workloads ID ...]
+
+All 20 images by default; ``--workloads`` builds, times and sizes only those (with
+``--skip-cold``, the smallest run: one image, the build cache kept). Cold means an empty build
+cache (docker buildx prune: every build's, not only these) and no local images of the bench's
+namespace; the Python packages still come from the index, as they would for a user. Sizes are the
+unpacked content of an image and what a pull downloads (compressed layers, from the registry).
+The images are built from a copy of what the build context takes from this checkout, so the
+edit of the warm rebuild never touches the checkout.
 """
 
 from __future__ import annotations
@@ -14,25 +20,27 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _toolchain import BASE_IMAGE, ROOT, bake_environment, not_ready
+from _toolchain import bake as toolchain_bake
+from _toolchain import image as reference_of
+
 sys.path.insert(0, str(ROOT))
 
-from tests.test_images import (  # noqa: E402
-    BASE_IMAGE,
-    NAMESPACE,
-    REGISTRY,
-    bake_environment,
-    push_with_bake,
-)
-from workloads.manifest import load_manifest  # noqa: E402
+from workloads.manifest import load_manifest
 
 MANIFEST = load_manifest(ROOT / "workloads.yaml")
-PREFIX = f"{REGISTRY}/{NAMESPACE}"
+# What the build context takes from the checkout (.dockerignore), and the build plan.
+CONTEXT = ("pyproject.toml", "workloads.yaml", "workloads", "images", "docker-bake.hcl")
+CONTEXT_FILES = (".dockerignore",)
 
 
 def sh(*command: str, env: dict[str, str] | None = None) -> str:
@@ -42,29 +50,39 @@ def sh(*command: str, env: dict[str, str] | None = None) -> str:
 
 
 def bake_stable_environment() -> dict[str, str]:
-    return bake_environment() | {"CREATED": "2026-01-01T00:00:00Z"}  # stable image configs
+    return bake_environment(CREATED="2026-01-01T00:00:00Z")  # stable image configs
 
 
-def bake(*extra: str) -> float:
-    environment = bake_stable_environment()
+@contextmanager
+def build_context() -> Iterator[Path]:
+    """A copy of the checkout's build context and bake file, removed at the end."""
+    with tempfile.TemporaryDirectory(prefix="cloudai-bench-images-") as scratch:
+        copy = Path(scratch)
+        for name in CONTEXT:
+            source = ROOT / name
+            if source.is_dir():
+                ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+                shutil.copytree(source, copy / name, ignore=ignore)
+            else:
+                shutil.copy2(source, copy / name)
+        for name in CONTEXT_FILES:
+            shutil.copy2(ROOT / name, copy / name)
+        yield copy
+
+
+def bake(context: Path, targets: list[str], *, push: bool = False) -> float:
+    """Seconds of one bake of ``targets`` (linux/amd64) in ``context``; exits when it fails."""
     started = time.monotonic()
-    sh(
-        "docker",
-        "buildx",
-        "bake",
-        "--file",
-        "docker-bake.hcl",
-        "--set",
-        "*.platform=linux/amd64",
-        *extra,
-        env=environment,
-    )
+    completed = toolchain_bake(*targets, context=context, push=push, env=bake_stable_environment())
+    if completed.returncode:
+        last = (completed.stderr.strip().splitlines() or ["?"])[-1]
+        sys.exit(f"docker buildx bake {' '.join(targets)}{' --push' * push} failed: {last}")
     return time.monotonic() - started
 
 
 def image(workload_id: str) -> str:
     workload = MANIFEST.get(workload_id)
-    return f"{PREFIX}/cloudai-{workload.category}-intensive:{workload.number}"
+    return reference_of(workload.category, workload.number)
 
 
 def layers(reference: str) -> list[str]:
@@ -94,31 +112,32 @@ def pulled_size(reference: str) -> int:
     return sum(layer["size"] for layer in manifest["layers"])
 
 
-def cold_build() -> float:
+def cold_build(context: Path, workloads: list[str]) -> float:
     sh("docker", "buildx", "prune", "--all", "--force")
-    for workload in MANIFEST:
+    for workload_id in workloads:
         subprocess.run(
-            ["docker", "rmi", "-f", image(workload.id)], capture_output=True, check=False
+            ["docker", "rmi", "-f", image(workload_id)], capture_output=True, check=False
         )
-    return bake()
+    return bake(context, workloads)
 
 
-def warm_rebuild(workload_id: str) -> tuple[float, list[str]]:
-    """Rebuild all 20 after editing one module; name the images whose layers changed."""
-    before = {workload.id: layers(image(workload.id)) for workload in MANIFEST}
-    module = ROOT / (MANIFEST.get(workload_id).module.replace(".", "/") + ".py")
+def warm_rebuild(context: Path, workloads: list[str], edited: str) -> tuple[float, list[str]]:
+    """Rebuild ``workloads`` after editing the module of ``edited`` in the copy ``context``
+    (undone afterwards); name the images whose layers changed."""
+    before = {workload_id: layers(image(workload_id)) for workload_id in workloads}
+    module = context / (MANIFEST.get(edited).module.replace(".", "/") + ".py")
     original = module.read_text()
     try:
         module.write_text(original + f"\n# edited by bench/images.py at {time.time()}\n")
-        seconds = bake()
+        seconds = bake(context, workloads)
     finally:
         module.write_text(original)
     changed = []
-    for workload in MANIFEST:
-        after = layers(image(workload.id))
-        if after != before[workload.id]:
-            shared = sum(a == b for a, b in zip(after, before[workload.id], strict=False))
-            changed.append(f"{workload.id} ({len(after) - shared} of {len(after)} layers)")
+    for workload_id in workloads:
+        after = layers(image(workload_id))
+        if after != before[workload_id]:
+            shared = sum(a == b for a, b in zip(after, before[workload_id], strict=False))
+            changed.append(f"{workload_id} ({len(after) - shared} of {len(after)} layers)")
     return seconds, changed
 
 
@@ -146,23 +165,40 @@ def plan_summary() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--edit", default="cpu-3", help="the workload whose module is edited")
+    parser.add_argument(
+        "--edit",
+        default="cpu-3",
+        choices=MANIFEST.ids,
+        metavar="ID",
+        help="the workload whose module is edited",
+    )
     parser.add_argument("--skip-cold", action="store_true", help="reuse the build cache")
+    parser.add_argument(
+        "--workloads",
+        nargs="+",
+        default=MANIFEST.ids,
+        choices=MANIFEST.ids,
+        metavar="ID",
+        help="(all)",
+    )
     args = parser.parse_args()
+    reason = not_ready()
+    if reason:
+        sys.exit(reason)
+    workloads, count = list(args.workloads), len(args.workloads)
 
-    cold = None if args.skip_cold else cold_build()
-    if args.skip_cold:
-        bake()
-    warm, changed = warm_rebuild(args.edit)
-    push = push_with_bake("--set", "*.platform=linux/amd64", env=bake_stable_environment())
-    if push.returncode:
-        sys.exit(f"bake --push failed: {push.stderr.strip().splitlines()[-1]}")
+    with build_context() as context:
+        cold = None if args.skip_cold else cold_build(context, workloads)
+        if args.skip_cold:
+            bake(context, workloads)
+        warm, changed = warm_rebuild(context, workloads, args.edit)
+        bake(context, workloads, push=True)
     print(f"plan: {plan_summary()}")
     print(f"base image: {BASE_IMAGE}")
     if cold is not None:
-        print(f"cold build, all 20 (amd64): {cold:.0f} s")
+        print(f"cold build, {count} images (amd64): {cold:.0f} s")
     print(
-        f"warm rebuild of all 20 after editing {args.edit}: {warm:.1f} s; "
+        f"warm rebuild of {count} images after editing {args.edit}: {warm:.1f} s; "
         f"changed: {', '.join(changed) or 'none'}"
     )
     print(f"{'image':<40} {'layers':>6} {'unpacked MB':>12} {'pull MB':>9}")
@@ -171,12 +207,20 @@ def main() -> None:
         f"{'stand-in base python:3.11':<40} {len(layers(local_base)):>6} "
         f"{unpacked_size(local_base) / 1e6:>12.0f} {pulled_size(BASE_IMAGE) / 1e6:>9.0f}"
     )
-    for workload_id in ("io-1", "cpu-1", "gpu-1"):
+    for workload_id in first_of_each_category(workloads):
         reference = image(workload_id)
         print(
             f"{reference.split('/')[-1]:<40} {len(layers(reference)):>6} "
             f"{unpacked_size(reference) / 1e6:>12.0f} {pulled_size(reference) / 1e6:>9.0f}"
         )
+
+
+def first_of_each_category(workloads: list[str]) -> list[str]:
+    """io-1, cpu-1, gpu-1 of all 20: the first built of each category."""
+    first: dict[str, str] = {}
+    for workload_id in workloads:
+        first.setdefault(MANIFEST.get(workload_id).category, workload_id)
+    return list(first.values())
 
 
 if __name__ == "__main__":
