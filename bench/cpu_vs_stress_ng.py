@@ -2,7 +2,7 @@
 """How fully the CPU workloads use their cores, next to stress-ng, on this machine.
 
     python bench/cpu_vs_stress_ng.py [--duration 20] [--workers 2] [--repeat 1]
-                                     [--workloads cpu-1 cpu-5] [--no-stress-ng]
+                                     [--workloads cpu-1 cpu-5] [--no-stress-ng] [--report-only]
 
 For each CPU workload (cpu-1 ... cpu-7), one after another:
 
@@ -23,7 +23,8 @@ Run it on a quiet machine. The "others" columns show the cores that other proces
 each run (system-wide busy time from /proc/stat, less this run's own), and "steal" the cores the
 hypervisor took: when either is above 0.1, the run shared the machine and the CPU figures (the
 ratio and the CPU-based intensity) understate the workload. Exit status: 0 when every target is
-met, 1 otherwise, 2 without stress-ng (a Debian/Ubuntu package: `apt-get install -y stress-ng`).
+met, 1 otherwise (0 with --report-only, for runs too short to meet them), 2 without stress-ng
+(a Debian/Ubuntu package: `apt-get install -y stress-ng`).
 """
 
 from __future__ import annotations
@@ -245,6 +246,11 @@ def main() -> int:
         action="store_true",
         help="skip the stress-ng baseline (intensity and duration figures only)",
     )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="exit 0 once the figures are printed, whether or not the targets were met",
+    )
     args = parser.parse_args()
 
     stress_ng = None if args.no_stress_ng else shutil.which("stress-ng")
@@ -274,7 +280,7 @@ def main() -> int:
             f"\nother processes used more than {QUIET} cores during some runs: not a quiet machine"
         )
     print("\nall targets met" if passed else "\nsome targets missed (MISS above)")
-    return 0 if passed else 1
+    return 0 if passed or args.report_only else 1
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Figures for the runtime itself, measured side by side in one run on this machine.
 
-    python bench/foundation.py [--repeat 5]
+    python bench/foundation.py [--repeat 5] [--duration 10]
 
 - wall time of a tiny cpu-1 run (the start-up and tear-down cost of the runtime);
 - duration error of `run cpu-1 --duration 10` (process wall time and the document's);
@@ -39,23 +39,25 @@ def run(*args: str) -> tuple[float, dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
-    repeat = parser.parse_args().repeat
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of the timed runs")
+    args = parser.parse_args()
+    repeat, seconds = args.repeat, args.duration
 
     tiny = [
         run("cpu-1", "--scale", "0.01", "--iterations", "10", "--seed", "1")[0]
         for _ in range(repeat)
     ]
-    timed = [run("cpu-1", "--duration", "10", "--workers", "2") for _ in range(repeat)]
-    process_error = [elapsed - 10 for elapsed, _ in timed]
-    document_error = [document["wall_seconds"] - 10 for _, document in timed]
+    timed = [run("cpu-1", "--duration", f"{seconds:g}", "--workers", "2") for _ in range(repeat)]
+    process_error = [elapsed - seconds for elapsed, _ in timed]
+    document_error = [document["wall_seconds"] - seconds for _, document in timed]
     cores = [document["resources"]["average_cores"] for _, document in timed]
 
     print(f"{'figure':<52} {'median':>8} {'min':>8} {'max':>8}")
     for name, values, unit in (
         ("cpu-1 tiny (--scale 0.01 --iterations 10) wall", tiny, "s"),
-        ("--duration 10: process wall - 10", process_error, "s"),
-        ("--duration 10: document wall_seconds - 10", document_error, "s"),
-        ("cpu-1 --workers 2, 10 s: average cores", cores, ""),
+        (f"--duration {seconds:g}: process wall - {seconds:g}", process_error, "s"),
+        (f"--duration {seconds:g}: document wall_seconds - {seconds:g}", document_error, "s"),
+        (f"cpu-1 --workers 2, {seconds:g} s: average cores", cores, ""),
     ):
         print(
             f"{name + (f' ({unit})' if unit else ''):<52} {statistics.median(values):>8.3f} "

@@ -54,6 +54,10 @@ def falls(values: list[float]) -> bool:
     return sum(values[-window:]) / window < sum(values[:window]) / window
 
 
+def _share(share: float | None) -> str:
+    return f"{'-':>8}" if share is None else f"{share:>8.2f}"
+
+
 def main_bench() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=100)
@@ -66,9 +70,11 @@ def main_bench() -> None:
         series = [loss_series(workload, seed, args.iterations) for seed in range(args.seeds)]
         shares = [
             sum(falls(values[:cut]) for values in series if len(values) >= cut) / len(series)
+            if any(len(values) >= cut for values in series)
+            else None  # no run was that long (--iterations)
             for cut in CUTS
         ]
-        print(f"{workload:<9}" + "".join(f"{share:>8.2f}" for share in shares))
+        print(f"{workload:<9}" + "".join(_share(share) for share in shares))
     print(f"MIN_STEPS_TO_JUDGE = {checks.MIN_STEPS_TO_JUDGE}")
 
 

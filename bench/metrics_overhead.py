@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The CPU that sampling and serving metrics cost a run, measured side by side in one run.
 
-    python bench/metrics_overhead.py [--seconds 30] [--repeat 3]
+    python bench/metrics_overhead.py [--seconds 30] [--repeat 3] [--scrapes 1000] [--idle 5]
 
 A nearly idle workload (cpu-5, one worker at 1 % intensity) runs ``--seconds`` in four ways,
 interleaved ``--repeat`` times: sampling once an hour (about no sampling); sampling every
@@ -11,7 +11,8 @@ come from each run's document (the whole process tree); the overhead is the medi
 differences in cores, against no sampling and against sampling alone (with and without the
 port). Whole runs are noisy at this scale (±1 % of a core between rounds), so the cost of serving
 alone is also measured directly: this process serves the exporter of a run and counts its own
-CPU while another process scrapes it ``--scrapes`` times; and so is the cost of a sample.
+CPU while another process scrapes it ``--scrapes`` times (and, over ``--idle`` seconds, what the
+server costs between scrapes); and so is the cost of a sample.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def idle_cpu(seconds: float = 5.0) -> float:
     return (time.process_time() - before) / seconds
 
 
-def serving_cpu(scrapes: int) -> tuple[float, float]:
+def serving_cpu(scrapes: int, idle: float) -> tuple[float, float]:
     """CPU seconds per scrape of serving a run's metrics in this process, and per second the
     server costs between scrapes (over the same process without it)."""
     from workloads.runtime.exporter import Exporter, RunMetrics, sample_values
@@ -68,10 +69,10 @@ def serving_cpu(scrapes: int) -> tuple[float, float]:
     totals = {"cpu_seconds": 2.0, "read_bytes": 0.0, "write_bytes": 4096.0}
     metrics.update(sample_values(sample, totals, 9, 1), ("ops_per_second", "1/s", 1.0))
     port = free_port()
-    without = idle_cpu()
+    without = idle_cpu(idle)
     exporter = Exporter(port, None, metrics)
     try:
-        between = idle_cpu() - without
+        between = idle_cpu(idle) - without
         scraper = f"""
 import urllib.request
 for _ in range({scrapes}):
@@ -124,6 +125,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--scrapes", type=int, default=1000)
+    parser.add_argument("--idle", type=float, default=5.0, help="seconds of each idle measure")
     args = parser.parse_args()
     spent: dict[str, list[float]] = {way: [] for way in WAYS}
     with tempfile.TemporaryDirectory() as scratch:
@@ -144,7 +146,7 @@ def main() -> None:
         f"sampling alone: {1000 * per_sample:.2f} ms of CPU a sample; "
         f"at 1 Hz {100 * per_sample:.2f} % of a core"
     )
-    per_scrape, between = serving_cpu(args.scrapes)
+    per_scrape, between = serving_cpu(args.scrapes, args.idle)
     print(
         f"serving alone, {args.scrapes} scrapes: {1000 * per_scrape:.2f} ms of CPU a scrape, "
         f"{1000 * between:+.2f} ms a second between scrapes; at 1 Hz "

@@ -1,17 +1,23 @@
 #!/usr/bin/env python3
 """Figures for replay, measured on this machine's engine (scripts/docker-up first, as root).
 
-    python bench/replay.py [--pacing-rate 10] [--pacing-seconds 60] [--skip-nodes]
+    python bench/replay.py [--pacing-rate 10] [--pacing-seconds 60] [--overhead-tasks 8]
+                           [--nodes 3] [--node-tasks 12] [--skip-nodes]
+
+It first builds and pushes the images it replays (bench/_toolchain.py: the bench's namespace in
+the local registry), from this checkout.
 
 1. Pacing: a fixed-rate trace at ``--pacing-rate`` submissions/s for ``--pacing-seconds`` on
    the docker engine, its tasks' command replaced by ``true`` (a container that ends at once:
    what is measured is the submitter and the engine, not 10 workloads a second on 2 cores): the
    submit lag (the call's offset minus the plan) and the creation lag (the engine's record of
    creation minus the plan), p50/p99/max.
-2. Engine overhead with an empty queue: tasks 5 s apart, each alone on the machine; SUBMIT to
-   START on docker and on a one-node swarm (p50/max).
-3. Several machines: ``scripts/swarm-nodes up 3``, a 12-task trace that overloads them, then
-   the tasks per node and the waits; the nodes are torn down afterwards.
+2. Engine overhead with an empty queue: ``--overhead-tasks`` tasks 5 s apart, each alone on the
+   machine; SUBMIT to START on docker and on a one-node swarm (p50/max). The swarm is this
+   engine's: made for the run and left afterwards, unless the engine was in one already.
+3. Several machines: ``scripts/swarm-nodes up N`` (``--nodes``), a trace of ``--node-tasks``
+   tasks that overloads them, then the tasks per node and the waits; the nodes are torn down
+   afterwards. ``--skip-nodes`` (or ``--nodes 0``) leaves this part out.
 """
 
 from __future__ import annotations
@@ -27,9 +33,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _toolchain import NAMESPACE, REGISTRY, ROOT, push_images
 
-ROOT = Path(__file__).resolve().parent.parent
-REGISTRY, NAMESPACE = "localhost:5000", "cloudai-test"
+PACED = "io-3"  # the pacing and overhead traces' workload
+SPREAD = ("cpu-1", "cpu-3", "cpu-5", "io-1", "io-3")  # the several machines' mix
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> str:
@@ -70,7 +77,7 @@ def pacing(folder: Path, rate: float, seconds: float) -> None:
     tasks = round(rate * seconds)
     path = trace(
         folder, "pacing", "--tasks", str(tasks), "--arrival", "fixed", "--rate", f"{rate:g}",
-        "--mix", "io-3=1",
+        "--mix", f"{PACED}=1",
     )  # fmt: skip
     data = json.loads(path.read_text())
     for task in data["tasks"]:
@@ -84,14 +91,15 @@ def pacing(folder: Path, rate: float, seconds: float) -> None:
     print(f"  submit lag (call - plan):        {spread(lag)}")
     print(f"  creation lag (engine's - plan):  {spread(creation)}")
     created = sorted(e["t"] for e in submits)
-    rate_made = (len(created) - 1) / (created[-1] - created[0])
-    print(f"  the engine created {len(created)} containers at {rate_made:.1f}/s")
+    if len(created) > 1:
+        rate_made = (len(created) - 1) / (created[-1] - created[0])
+        print(f"  the engine created {len(created)} containers at {rate_made:.1f}/s")
 
 
-def overhead(folder: Path, engine: str) -> None:
+def overhead(folder: Path, engine: str, tasks: int) -> None:
     path = trace(
-        folder, f"overhead-{engine}", "--tasks", "8", "--arrival", "fixed", "--rate", "0.2",
-        "--mix", "io-3=1", "--duration-range", "2:2", "--scale", "0.05",
+        folder, f"overhead-{engine}", "--tasks", str(tasks), "--arrival", "fixed", "--rate", "0.2",
+        "--mix", f"{PACED}=1", "--duration-range", "2:2", "--scale", "0.05",
     )  # fmt: skip
     run = replay(path, folder / f"overhead-{engine}", "--engine", engine)
     submit, start = {}, {}
@@ -104,20 +112,29 @@ def overhead(folder: Path, engine: str) -> None:
     print(f"  {engine:<6} SUBMIT to START, empty queue, {len(delays)} tasks: {spread(delays)}")
 
 
+def in_swarm() -> bool:
+    state = subprocess.run(
+        ["docker", "info", "--format", "{{.Swarm.LocalNodeState}}"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return state.stdout.strip() == "active"
+
+
 def swarm(command: str) -> None:
     subprocess.run(["docker", "swarm", command, *(
         ["--advertise-addr", "127.0.0.1"] if command == "init" else ["--force"]
     )], capture_output=True, check=False)  # fmt: skip
 
 
-def nodes(folder: Path) -> None:
+def nodes(folder: Path, count: int, tasks: int) -> None:
     up = subprocess.run(
-        [ROOT / "scripts" / "swarm-nodes", "up", "3"], capture_output=True, text=True, check=True
-    )
+        [ROOT / "scripts" / "swarm-nodes", "up", str(count)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
     settings = dict(line.split("=", 1) for line in up.stdout.split())
     try:
         path = trace(
-            folder, "nodes", "--tasks", "12", "--mix", "cpu-1=1,cpu-3=1,cpu-5=1,io-1=1,io-3=1",
+            folder, "nodes", "--tasks", str(tasks), "--mix", ",".join(f"{w}=1" for w in SPREAD),
             "--rate", "2", "--duration-range", "3:6", "--scale", "0.05", "--seed", "7",
         )  # fmt: skip
         run = replay(
@@ -135,7 +152,8 @@ def nodes(folder: Path) -> None:
     queued = sum(1 for e in events(run) if e["event"] == "QUEUE")
     wait = summary["overall"]["wait_s"]
     cpus = sum(node["cpus"] for node in replay_record["nodes"])
-    print(f"3 nodes, {summary['tasks']} tasks, {cpus:g} CPUs of reservations:")
+    machines = f"{count} node{'s' * (count != 1)}"
+    print(f"{machines}, {summary['tasks']} tasks, {cpus:g} CPUs of reservations:")
     print(f"  tasks per node: {dict(sorted(per_node.items()))}")
     print(f"  queued by Swarm (QUEUE events): {queued} of {summary['tasks']}")
     print(
@@ -148,20 +166,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pacing-rate", type=float, default=10.0)
     parser.add_argument("--pacing-seconds", type=float, default=60.0)
-    parser.add_argument("--skip-nodes", action="store_true")
+    parser.add_argument("--overhead-tasks", type=int, default=8, help="tasks on each engine")
+    parser.add_argument("--nodes", type=int, default=3, help="swarm nodes of part 3 (0: none)")
+    parser.add_argument("--node-tasks", type=int, default=12, help="tasks on those nodes")
+    parser.add_argument("--skip-nodes", action="store_true", help="the same as --nodes 0")
     args = parser.parse_args()
+    count = 0 if args.skip_nodes else args.nodes
+    push_images(list(dict.fromkeys([PACED, *(SPREAD if count else ())])))
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         pacing(folder, args.pacing_rate, args.pacing_seconds)
         print("engine overhead:")
-        overhead(folder, "docker")
-        swarm("init")
+        overhead(folder, "docker", args.overhead_tasks)
+        ours = not in_swarm()
+        if ours:
+            swarm("init")
         try:
-            overhead(folder, "swarm")
+            overhead(folder, "swarm", args.overhead_tasks)
         finally:
-            swarm("leave")
-        if not args.skip_nodes:
-            nodes(folder)
+            if ours:
+                swarm("leave")
+        if count:
+            nodes(folder, count, args.node_tasks)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
 """The test suite's wall time against an earlier revision's, measured side by side in one run.
 
-    python bench/suite_time.py [--before 06732d9] [--repeat 1]
+    python bench/suite_time.py [--before 06732d9] [--repeat 1] [--python PATH]
+                               [--tests PATH ...] [-k EXPRESSION]
 
 The earlier revision is checked out into a temporary worktree with its own virtual environment
 (its test and report extras, and torch); its suite then runs as it was run then (``pytest -m
 "not docker"``, one process), alternating with this checkout's plain ``pytest`` (the unit and
 contract tiers, as the README says). Reported: each side's median wall time, its test count, and
 the ratio after / before.
+
+``--python`` runs the earlier suite with that interpreter instead of a new environment (it needs
+the test tools; the package under test is still the worktree's, which ``python -m pytest`` puts
+first on the path). ``--tests`` and ``-k`` narrow both suites alike: with them, and ``--before
+HEAD``, a run takes seconds (a smoke run of this script, not a comparison).
 """
 
 from __future__ import annotations
@@ -26,14 +32,16 @@ TORCH = "torch==2.13.0"  # the CPU-only wheel this project's tests use
 OLD_SELECTION = ["-m", "not docker"]  # everything but the engine tests, before the tiers
 
 
-def prepare_before(revision: str, folder: Path) -> Path:
-    """A worktree of ``revision`` with its own environment; returns its Python."""
+def prepare_before(revision: str, folder: Path, python: Path | None) -> Path:
+    """A worktree of ``revision`` with its own environment (or ``python``); returns its Python."""
     subprocess.run(
         ["git", "worktree", "add", "--detach", str(folder), revision],
         cwd=ROOT,
         check=True,
         capture_output=True,
     )
+    if python is not None:
+        return python
     subprocess.run([sys.executable, "-m", "venv", str(folder / ".venv")], check=True)
     python = folder / ".venv" / "bin" / "python"
     install = [str(python), "-m", "pip", "install", "-q", "-e", ".[test,report]", TORCH]
@@ -56,18 +64,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", default="06732d9", help="the earlier revision")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--python", type=Path, help="the earlier suite's interpreter (a new venv)")
+    parser.add_argument("--tests", nargs="+", default=[], metavar="PATH", help="(every test)")
+    parser.add_argument("-k", dest="keyword", help="pytest -k, for both suites")
     args = parser.parse_args()
+    quiet = ["-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    narrowed = [*args.tests, *(["-k", args.keyword] if args.keyword else [])]
+    python_before = args.python.absolute() if args.python else None
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch) / "before"
         try:
-            python = prepare_before(args.before, folder)
+            python = prepare_before(args.before, folder, python_before)
             suites = {
                 f"before ({args.before}): pytest -m 'not docker'": (
-                    [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *OLD_SELECTION],
+                    [str(python), *quiet, *OLD_SELECTION, *narrowed],
                     folder,
                 ),
                 "after: pytest (unit and contract)": (
-                    [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                    [sys.executable, *quiet, *narrowed],
                     ROOT,
                 ),
             }
