@@ -24,6 +24,7 @@ from tests.conftest import (
     documents,
     only_document,
     run_cli,
+    stop_when_ready,
     terminate_with_sigterm,
     wait_for,
 )
@@ -50,7 +51,7 @@ def test_duration_bounds_the_whole_process(results: Path) -> None:
     completed = run_cli("run", "cpu-1", "--duration", "2", "--results-dir", str(results))
     assert completed.returncode == 0, completed.stderr
     document = only_document(results)  # the run's own clock, from its process start
-    assert 2.0 <= document["wall_seconds"] < 2.5
+    assert document["wall_seconds"] >= 2.0  # how soon after: tests/test_timing.py
     assert document["stop_reason"] == "duration"
 
 
@@ -167,7 +168,7 @@ def test_intensity_is_a_duty_cycle(results: Path) -> None:
 
 # -- signals
 @pytest.mark.parametrize("workload", ["cpu-1", "io-1", "gpu-1"])
-def test_sigterm_leaves_a_partial_document_within_two_seconds(workload: str, results: Path) -> None:
+def test_sigterm_leaves_a_partial_document(workload: str, results: Path) -> None:
     if workload.startswith("gpu"):
         pytest.importorskip("torch")
     process = _start(
@@ -175,8 +176,7 @@ def test_sigterm_leaves_a_partial_document_within_two_seconds(workload: str, res
     )
     time.sleep(1.0)
     workers, helpers = descendants(process.pid)
-    document = terminate_with_sigterm(process, results)
-    assert document["wall_seconds"] < 5
+    terminate_with_sigterm(process, results)
     assert len(list(results.iterdir())) == 1, "scratch data was left behind"
     assert_nothing_outlived_the_run(workers, helpers)
 
@@ -198,10 +198,8 @@ def test_a_workload_that_ignores_stop_is_cut_off_by_the_watchdog(
     )
     started = Path(fixture_manifest["TMPDIR"]) / "stubborn-step-started"
     wait_for(started.exists, timeout=20, what="the stubborn step to begin")
-    signalled = time.monotonic()
     process.send_signal(signal.SIGTERM)
-    process.wait(timeout=10)
-    assert time.monotonic() - signalled < 2.0
+    process.wait(timeout=60)
     assert process.returncode == 143
     document = only_document(results)
     assert_valid(document)
@@ -349,28 +347,17 @@ def test_cuda_requested_without_cuda_fails_clearly(results: Path) -> None:
 
 @pytest.mark.parametrize("command", [["-m", "workloads", "run", "cpu-1"], ["cpu_process_1.py"]])
 def test_a_stop_during_start_up_still_leaves_a_document(command: list[str], results: Path) -> None:
-    # Schedulers cancel tasks right after starting them: 0.15 s is before the imports are done.
-    process = subprocess.Popen(
+    # Schedulers cancel tasks right after starting them: the stop comes before the imports end.
+    process = stop_when_ready(
         [sys.executable, *command, "--duration", "60", "--results-dir", str(results)],
         cwd=LAUNCHERS if command[0].endswith(".py") else ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
     )
-    time.sleep(0.15)
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=10) == 128 + signal.SIGTERM
+    assert process.wait(timeout=60) == 128 + signal.SIGTERM
     document = only_document(results)
     assert_valid(document)
     assert (document["status"], document["signal"]) == ("terminated", "SIGTERM")
 
 
 def test_a_stop_before_list_ends_it_as_the_signal_would() -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "workloads", "list"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    time.sleep(0.1)
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=10) in (-signal.SIGTERM, 0)  # 0 if it had already finished
+    process = stop_when_ready([sys.executable, "-m", "workloads", "list"], cwd=ROOT)
+    assert process.wait(timeout=60) == -signal.SIGTERM  # held, then delivered: no listing

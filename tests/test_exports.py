@@ -131,7 +131,8 @@ def test_tasks_command_selects_and_passes_controls() -> None:
     completed = run_cli("tasks", "io", "cpu-3", "--scale", "0.5", "--namespace", "me")
     assert completed.returncode == 0, completed.stderr
     specs = json.loads(completed.stdout)
-    assert [spec["name"] for spec in specs] == [*(f"io-{n}" for n in range(1, 8)), "cpu-3"]
+    io_ids = [workload.id for workload in MANIFEST if workload.category == "io"]
+    assert [spec["name"] for spec in specs] == [*io_ids, "cpu-3"]
     assert all(spec["command"].endswith(" --scale 0.5") for spec in specs)
     assert specs[0]["image"] == "docker.io/me/cloudai-io-intensive:1"
     unknown = run_cli("tasks", "tpu")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, assert_valid, only_document
-from workloads.supervisor import writable_by
+from tests.conftest import ROOT, assert_valid, descendants, only_document
+from workloads.supervisor import GRACE, writable_by
 
 pytestmark = pytest.mark.contract
 
@@ -39,11 +39,9 @@ def test_sigterm_reaches_the_workload_through_sh(results: Path) -> None:
     process = _supervise(
         f'"{sys.executable}" -m workloads run cpu-1 --duration 60 --results-dir "{results}"'
     )
-    time.sleep(1.5)
-    signalled = time.monotonic()
+    descendants(process.pid, workers=2, timeout=60)  # the run is iterating
     process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=10) == 128 + signal.SIGTERM
-    assert time.monotonic() - signalled < 3
+    assert process.wait(timeout=60) == 128 + signal.SIGTERM
     document = only_document(results)
     assert_valid(document)
     assert document["status"] == "terminated"
@@ -54,8 +52,8 @@ def test_descendants_that_ignore_the_stop_are_killed_after_the_grace() -> None:
     time.sleep(0.5)
     signalled = time.monotonic()
     process.send_signal(signal.SIGTERM)
-    process.wait(timeout=15)
-    assert 4 <= time.monotonic() - signalled < 8
+    assert process.wait(timeout=60) == 128 + signal.SIGKILL
+    assert time.monotonic() - signalled >= GRACE  # not before (how soon after: test_timing.py)
 
 
 @pytest.mark.parametrize(
