@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -182,6 +183,8 @@ def main() -> None:
         help="(all)",
     )
     args = parser.parse_args()
+    # A time limit's SIGTERM ends the run through its finally blocks: what it set up goes.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     reason = not_ready()
     if reason:
         sys.exit(reason)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -171,6 +172,8 @@ def main() -> None:
     parser.add_argument("--node-tasks", type=int, default=12, help="tasks on those nodes")
     parser.add_argument("--skip-nodes", action="store_true", help="the same as --nodes 0")
     args = parser.parse_args()
+    # A time limit's SIGTERM ends the run through its finally blocks: what it set up goes.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     count = 0 if args.skip_nodes else args.nodes
     push_images(list(dict.fromkeys([PACED, *(SPREAD if count else ())])))
     with tempfile.TemporaryDirectory() as scratch:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -68,6 +69,8 @@ def main() -> None:
     parser.add_argument("--tests", nargs="+", default=[], metavar="PATH", help="(every test)")
     parser.add_argument("-k", dest="keyword", help="pytest -k, for both suites")
     args = parser.parse_args()
+    # A time limit's SIGTERM ends the run through its finally blocks: what it set up goes.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     quiet = ["-m", "pytest", "-q", "-p", "no:cacheprovider"]
     narrowed = [*args.tests, *(["-k", args.keyword] if args.keyword else [])]
     python_before = args.python.absolute() if args.python else None
