@@ -128,7 +128,9 @@ def versions(device: str) -> dict[str, Any]:
         "cudnn": None,
         "driver": None,
         "device": device,
-        "device_name": torch.cuda.get_device_name() if device == "cuda" else platform.processor(),
+        "device_name": (
+            torch.cuda.get_device_name() if device == "cuda" else f"CPU ({platform.machine()})"
+        ),
         "host": platform.node(),
     }
     if device == "cuda":
