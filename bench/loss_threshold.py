@@ -16,11 +16,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import sys
 import tempfile
+from pathlib import Path
 from typing import Any
 
-from workloads.cli import main
-from workloads.gpu import checks, vae
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # this checkout's package, as the other scripts run it
+
+from workloads.cli import main  # noqa: E402
+from workloads.gpu import checks, vae  # noqa: E402
 
 CUTS = (2, 4, 8, 12, 16, 20, 24, 32, 40)
 
