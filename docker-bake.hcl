@@ -1,6 +1,6 @@
 # Generated from workloads.yaml by generate.py: do not edit.
 #
-#   docker buildx bake                      build all 20 images (group "default")
+#   docker buildx bake                      build every image (group "default")
 #   docker buildx bake cpu                  one category: io, cpu or gpu
 #   docker buildx bake cpu-3 --push         one variant, pushed
 #   DOCKER_USERNAME=me docker buildx bake --push           docker.io/me/cloudai-*-intensive

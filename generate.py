@@ -36,9 +36,9 @@ BASE_IMAGE = (
 LAUNCHERS = ROOT / "workloads" / "launchers"
 IMAGES = ROOT / "images"
 README = ROOT / "README.md"
-# README.md holds hand-written prose around one generated section: the workload table.
-TABLE_START = "<!-- workload-table: generated from workloads.yaml by generate.py -->"
-TABLE_END = "<!-- end of workload-table -->"
+# README.md holds hand-written prose around generated sections, each between two markers and
+# rendered from templates/<name>.md.j2: the catalogue's size, and the workload table.
+README_SECTIONS = ("catalogue-summary", "workload-table")
 
 
 @dataclass(frozen=True)
@@ -69,13 +69,23 @@ def _size(size: int) -> str:
     return str(size)
 
 
-def _splice(text: str, section: str) -> str:
-    """Replace what lies between the table markers of README.md."""
-    before, start, rest = text.partition(TABLE_START)
-    _, end, after = rest.partition(TABLE_END)
+def _splice(text: str, name: str, section: str) -> str:
+    """Replace what lies between the markers of the section ``name`` of README.md."""
+    start_marker = f"<!-- {name}: generated from workloads.yaml by generate.py -->"
+    end_marker = f"<!-- end of {name} -->"
+    before, start, rest = text.partition(start_marker)
+    _, end, after = rest.partition(end_marker)
     if not start or not end:
-        raise SystemExit(f"error: README.md lacks the markers {TABLE_START} ... {TABLE_END}")
+        raise SystemExit(f"error: README.md lacks the markers {start_marker} ... {end_marker}")
     return f"{before}{start}\n{section}{end}{after}"
+
+
+def _readme(templates: Environment, manifest: Manifest) -> Output:
+    text = README.read_text()
+    for name in README_SECTIONS:
+        section = templates.get_template(f"{name}.md.j2").render(manifest=manifest)
+        text = _splice(text, name, section)
+    return Output(README, text)
 
 
 def render(manifest: Manifest) -> list[Output]:
@@ -89,8 +99,7 @@ def render(manifest: Manifest) -> list[Output]:
         )
         for workload in manifest
     ]
-    table = templates.get_template("workload-table.md.j2").render(manifest=manifest)
-    outputs.append(Output(README, _splice(README.read_text(), table)))
+    outputs.append(_readme(templates, manifest))
     outputs += _build_files(templates, manifest)
     outputs.append(_schema(SCHEMA_PATH, document.schema()))
     outputs.append(_schema(analysis.SUMMARY_SCHEMA_PATH, analysis.schema()))

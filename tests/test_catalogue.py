@@ -139,7 +139,9 @@ def test_a_new_entry_is_generated_from_the_manifest(tmp_path: Path) -> None:
         import generate
     finally:
         sys.path.remove(str(ROOT))
-    outputs = {output.path: output.text for output in generate.render(load_manifest(manifest))}
+    extended = load_manifest(manifest)
+    outputs = {output.path: output.text for output in generate.render(extended)}
+    assert f"{len(extended.ids)} containerized synthetic workloads" in outputs[ROOT / "README.md"]
     for workload_id in NEW_WORKLOADS:
         category, number = workload_id.split("-")
         assert ROOT / "workloads" / "launchers" / f"{category}_process_{number}.py" in outputs
