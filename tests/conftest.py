@@ -229,7 +229,7 @@ def fixture_manifest(tmp_path: Path) -> dict[str, str]:
     }
 
 
-# Building all 20 images for two platforms (arm64 under emulation) falls to the first engine
+# Building every image for two platforms (arm64 under emulation) falls to the first engine
 # test that asks for them: engine tests get far longer than the default timeout.
 ENGINE_TEST_TIMEOUT = 1800
 

@@ -1,24 +1,23 @@
 """The engine the tests use: what scripts/docker-up provides (an engine, a local registry, base
-images), and the session fixture that builds and pushes all 20 images there."""
+images), and the session fixture that builds and pushes every image there."""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import warnings
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bench import _toolchain as toolchain
+from bench._toolchain import BASE_IMAGE, REGISTRY, REGISTRY_RACE
+
 ROOT = Path(__file__).resolve().parent.parent
 
-REGISTRY = "localhost:5000"
-NAMESPACE = "cloudai-test"
-BASE_IMAGE = f"{REGISTRY}/cloudai/python:3.11"
+NAMESPACE = "cloudai-test"  # the tests' own: nothing the bench pushes stands in for it
 ARM64 = "linux/arm64"
 
 
@@ -62,20 +61,8 @@ def emulates_arm64() -> bool:
     return ARM64 in _base_platforms() and ARM64 in docker_cli("buildx", "inspect", check=False)
 
 
-def _wheelhouse() -> str:
-    return os.environ.get("CLOUDAI_TEST_WHEELHOUSE", "/opt/wheels")
-
-
 def bake_environment() -> dict[str, str]:
-    return {
-        **os.environ,
-        "REGISTRY": REGISTRY,
-        "NAMESPACE": NAMESPACE,
-        "BASE_IMAGE": BASE_IMAGE,
-        "SBOM": "false",  # the SBOM scanner is an image that cannot be pulled here
-        "WHEELHOUSE": _wheelhouse(),
-        "TORCH_SPEC": f"torch=={metadata.version('torch')}",  # the CPU-only wheel
-    }
+    return toolchain.bake_environment(NAMESPACE=NAMESPACE)
 
 
 def expected_platforms(workload: Any) -> list[str]:
@@ -98,13 +85,6 @@ def run_again_on(
                 stacklevel=2,
             )
     return completed
-
-
-# Registry 2.8's filesystem driver rewrites a tag's link file in place (truncate, then write), and
-# the engine's containerd pusher sends every child manifest of an index to the tag's URL, so a HEAD
-# that races those PUTs can read an empty link and get a 500 ("invalid checksum digest format").
-# A push is idempotent and takes seconds once built: push again, a bounded number of times.
-REGISTRY_RACE = "500 Internal Server Error"
 
 
 def push_with_bake(
