@@ -6,7 +6,8 @@ function that steps through it), and peak memory and FLOP/s figures.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Generic, TypeVar
 
 import torch
@@ -15,6 +16,7 @@ from torch import nn
 from workloads.runtime.context import Context
 from workloads.runtime.iterations import Iteration, IterationResult
 from workloads.runtime.nvml import nvml_probe
+from workloads.runtime.rates import timed
 
 T = TypeVar("T")
 Model = TypeVar("Model", bound=nn.Module)
@@ -143,6 +145,16 @@ def autocast(device: torch.device) -> torch.autocast:
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+@contextmanager
+def timed_on(device: torch.device, result: IterationResult, operation: str) -> Iterator[None]:
+    """``timed`` for work queued on ``device``: synchronised before the clock starts and before
+    it stops, so the seconds are the work's own."""
+    synchronize(device)
+    with timed(result, operation):
+        yield
+        synchronize(device)
 
 
 class SizeSchedule:

@@ -16,7 +16,6 @@ recomputation of a block of its result, with a tolerance that follows the precis
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,6 +30,7 @@ from workloads.gpu.device import (
     record_device_use,
     select_device,
     synchronize,
+    timed_on,
 )
 from workloads.runtime.context import Context
 from workloads.runtime.iterations import Iteration, IterationResult
@@ -156,16 +156,6 @@ def elementwise_math(x: torch.Tensor) -> torch.Tensor:
     return torch.sin(x) * torch.exp(-0.5 * x * x) + torch.tanh(x) + torch.sqrt(x.abs() + 1.0)
 
 
-def _timed(device: torch.device, repeats: int, operation: Callable[[], object]) -> float:
-    """Seconds ``repeats`` calls take on the device, synchronised before and after."""
-    synchronize(device)
-    started = time.perf_counter()
-    for _ in range(repeats):
-        operation()
-    synchronize(device)
-    return time.perf_counter() - started
-
-
 def _block(rng: np.random.Generator, n: int) -> list[int]:
     return sorted(int(i) for i in rng.choice(n, size=min(_BLOCK, n), replace=False))
 
@@ -210,9 +200,8 @@ class MatrixWork:
     def _repeats(self, flops: float) -> int:
         return max(1, min(64, round(self.plan.product_flops / flops)))
 
-    def _record_product(self, result: IterationResult, flops: float, seconds: float) -> None:
+    def _record_product(self, result: IterationResult, flops: float) -> None:
         result.add("product_flops", flops)
-        result.add("product_seconds", seconds)
         result.add("flops", flops)
 
     def _matmul(self, iteration: Iteration, n: int, result: IterationResult) -> None:
@@ -220,8 +209,10 @@ class MatrixWork:
         a, b = self._randn(generator, n, n), self._randn(generator, n, n)
         c = torch.empty(n, n, device=self.device, dtype=self.plan.dtype)
         repeats = self._repeats(2.0 * n**3)
-        seconds = _timed(self.device, repeats, lambda: torch.mm(a, b, out=c))
-        self._record_product(result, 2.0 * n**3 * repeats, seconds)
+        with timed_on(self.device, result, "product"):
+            for _ in range(repeats):
+                torch.mm(a, b, out=c)
+        self._record_product(result, 2.0 * n**3 * repeats)
         result.add("matmuls", repeats)
         self.observed_dtype = str(c.dtype).removeprefix("torch.")
         rows, cols = _block(iteration.rng, n), _block(iteration.rng, n)
@@ -237,8 +228,10 @@ class MatrixWork:
         c = torch.empty(count, side, side, device=self.device, dtype=self.plan.dtype)
         flops = 2.0 * count * side**3
         repeats = self._repeats(flops)
-        seconds = _timed(self.device, repeats, lambda: torch.bmm(a, b, out=c))
-        self._record_product(result, flops * repeats, seconds)
+        with timed_on(self.device, result, "product"):
+            for _ in range(repeats):
+                torch.bmm(a, b, out=c)
+        self._record_product(result, flops * repeats)
         result.add("matmuls", count * repeats)
         which = int(iteration.rng.integers(count))
         rows, cols = _block(iteration.rng, side), _block(iteration.rng, side)
@@ -264,13 +257,12 @@ class MatrixWork:
 
     def _elementwise(self, iteration: Iteration, elements: int, result: IterationResult) -> None:
         x = self._randn(iteration_generator(iteration, self.device), elements, dtype=torch.float32)
-        output: list[torch.Tensor] = []
-        seconds = _timed(self.device, 1, lambda: output.append(elementwise_math(x)))
+        with timed_on(self.device, result, "elementwise"):
+            output = elementwise_math(x)
         result.add("elements", elements)
-        result.add("elementwise_seconds", seconds)
         start = int(iteration.rng.integers(max(1, elements - 4096)))
         window = slice(start, start + 4096)
-        error = relative_error(output[0][window], elementwise_math(x[window].double()))
+        error = relative_error(output[window], elementwise_math(x[window].double()))
         result.check(
             "element-wise math equals a float64 recomputation",
             error <= _ELEMENTWISE_TOLERANCE,
@@ -282,31 +274,27 @@ class MatrixWork:
         x = self._randn(iteration_generator(iteration, self.device), n, n, dtype=torch.float32)
         a = (x + x.T) / 2
         del x
-        factors: list[tuple[torch.Tensor, torch.Tensor]] = []
-        seconds = _timed(self.device, 1, lambda: factors.append(torch.linalg.eigh(a)))
-        values, vectors = factors[0]
+        with timed_on(self.device, result, "decomposition"):
+            values, vectors = torch.linalg.eigh(a)
         rows, cols = _block(iteration.rng, n), _block(iteration.rng, n)
         # (A V)[rows, cols] - V[rows, cols] diag(w[cols]), against the largest |eigenvalue|.
         residual = a[rows].double() @ vectors[:, cols].double()
         residual -= vectors[rows][:, cols].double() * values[cols].double()
         norm = float(values.abs().max())
         self._check_decomposition(result, "eigenpairs satisfy A v = w v", residual, norm, n)
-        self._record_decomposition(result, "eigh", n, seconds)
+        self._record_decomposition(result, "eigh", n)
         result.fingerprint_with(sample_bytes(a))
 
     def _svd(self, iteration: Iteration, n: int, result: IterationResult) -> None:
         a = self._randn(iteration_generator(iteration, self.device), n, n, dtype=torch.float32)
-        factors: list[tuple[torch.Tensor, ...]] = []
-        seconds = _timed(
-            self.device, 1, lambda: factors.append(torch.linalg.svd(a, full_matrices=False))
-        )
-        u, s, vh = factors[0]
+        with timed_on(self.device, result, "decomposition"):
+            u, s, vh = torch.linalg.svd(a, full_matrices=False)
         rows, cols = _block(iteration.rng, n), _block(iteration.rng, n)
         rebuilt = (u[rows].double() * s.double()) @ vh[:, cols].double()
         residual = rebuilt - a[rows][:, cols].double()
         norm = float(s.max())
         self._check_decomposition(result, "SVD reconstructs A", residual, norm, n)
-        self._record_decomposition(result, "svd", n, seconds)
+        self._record_decomposition(result, "svd", n)
         result.fingerprint_with(sample_bytes(a))
 
     def _check_decomposition(
@@ -320,13 +308,10 @@ class MatrixWork:
             f"residual {error:.2e} of the norm, tolerance {tolerance:.2e}",
         )
 
-    def _record_decomposition(
-        self, result: IterationResult, name: str, n: int, seconds: float
-    ) -> None:
+    def _record_decomposition(self, result: IterationResult, name: str, n: int) -> None:
         flops = _NOMINAL_FLOPS[name](n)
         result.add("flops", flops)
         result.add("decomposition_flops", flops)
-        result.add("decomposition_seconds", seconds)
         result.add(f"{name}_count", 1)
 
 

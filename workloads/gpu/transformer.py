@@ -20,7 +20,6 @@ softmax(QK^T / sqrt(d)) V on small cases: full, causal, and cross with a longer 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, replace
 
 import torch
@@ -46,7 +45,7 @@ from workloads.gpu.device import (
 from workloads.gpu.synthetic import random_walk_tokens
 from workloads.runtime.context import Context
 from workloads.runtime.iterations import Iteration, IterationResult
-from workloads.runtime.rates import Rate
+from workloads.runtime.rates import Rate, timed
 
 _CYCLE, _CROSS_ATTENTION = 10, 9  # the last iteration of every ten runs cross-attention
 _MASKED = 0.15
@@ -243,16 +242,15 @@ class Trainer(ScheduledWork[Geometry]):
         generator = iteration_generator(iteration, self.device)
         tokens = random_walk_tokens(generator, g.batch, length, g.vocabulary, self.device)
         result = IterationResult(size=length)
-        started = time.perf_counter()
         if iteration.index % _CYCLE == _CROSS_ATTENTION:
             self._cross_attention(tokens, generator, result)
         else:
-            masked = torch.rand(tokens.shape, generator=generator, device=self.device) < _MASKED
-            self.losses.append(self._train(tokens.masked_fill(masked, g.vocabulary), tokens))
-            seconds = time.perf_counter() - started  # the loss's .item() synchronised
+            with timed(result, "train"):  # the loss's .item() synchronises
+                masked = torch.rand(tokens.shape, generator=generator, device=self.device)
+                inputs = tokens.masked_fill(masked < _MASKED, g.vocabulary)
+                self.losses.append(self._train(inputs, tokens))
             result.add("train_tokens", tokens.numel())
             result.add("train_model_flops", tokens.numel() * g.training_flops(length))
-            result.add("train_seconds", seconds)
             result.add("flops", tokens.numel() * g.training_flops(length))
         synchronize(self.device)
         result.add("tokens", tokens.numel())

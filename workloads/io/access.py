@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import mmap
 import os
-import time
 import zlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -38,7 +37,7 @@ from workloads.io import storage
 from workloads.io.storage import KIB, MIB
 from workloads.runtime.context import Context
 from workloads.runtime.iterations import Iteration, IterationResult
-from workloads.runtime.rates import Rate
+from workloads.runtime.rates import Rate, timed
 
 PAGE = storage.ALIGNMENT
 _MAGIC = 0x36494143  # "CAI6", little-endian
@@ -143,10 +142,14 @@ class Phase:
 
     bytes: int = 0
     operations: int = 0
-    seconds: float = 0.0
     mismatches: int = 0  # pages that differ from the layout, for the random phases
     checksum: int = 0  # CRC-32 of the bytes, for the sequential phases
     latencies_us: list[float] = field(default_factory=list)
+    clock: timed = field(default_factory=timed)  # times the phase's IO
+
+    @property
+    def seconds(self) -> float:
+        return self.clock.seconds
 
     @property
     def mb_per_s(self) -> float:
@@ -179,8 +182,7 @@ def write_sequential(path: Path, layout: Layout, *, chunk: int, direct: bool) ->
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     descriptor = storage.open_file(path, flags, direct=direct)
     try:
-        with ThreadPoolExecutor(1, thread_name_prefix="io6-produce") as helper:
-            started = time.perf_counter()
+        with ThreadPoolExecutor(1, thread_name_prefix="io6-produce") as helper, phase.clock:
             ready = deque(
                 helper.submit(produce, start, buffers[number])
                 for number, start in enumerate(starts[:_DEPTH])
@@ -193,7 +195,6 @@ def write_sequential(path: Path, layout: Layout, *, chunk: int, direct: bool) ->
                 if number + _DEPTH < len(starts):  # this buffer is free for a later chunk
                     ready.append(helper.submit(produce, starts[number + _DEPTH], buffer))
             os.fdatasync(descriptor)
-            phase.seconds = time.perf_counter() - started
         storage.drop_cache(descriptor)
     finally:
         os.close(descriptor)
@@ -217,8 +218,7 @@ def read_sequential(path: Path, layout: Layout, *, direct: bool) -> Phase:
         if not direct:
             storage.drop_cache(descriptor)  # as fio's invalidate=1
             storage.advise(descriptor, "sequential")
-        with ThreadPoolExecutor(1, thread_name_prefix="io6-check") as helper:
-            started = time.perf_counter()
+        with ThreadPoolExecutor(1, thread_name_prefix="io6-check") as helper, phase.clock:
             checking: deque[Future[None]] = deque()
             for number, start in enumerate(range(0, layout.size, BLOCK)):
                 if len(checking) == _READ_RING:  # the oldest buffer must be checked before reuse
@@ -229,7 +229,6 @@ def read_sequential(path: Path, layout: Layout, *, direct: bool) -> Phase:
                 checking.append(helper.submit(check, piece))
             for pending in checking:
                 pending.result()
-            phase.seconds = time.perf_counter() - started
         storage.drop_cache(descriptor)
     finally:
         os.close(descriptor)
@@ -266,31 +265,31 @@ def read_random(
 ) -> Phase:
     """pread each (offset, length), timing each read; reads fill a batch buffer whose pages are
     checked against the layout, all at once, whenever it is full."""
-    phase = Phase()
+    phase, one_read = Phase(), timed()
     batch = storage.aligned_buffer(max(_BATCH_BYTES, int(lengths.max(initial=PAGE))))
-    view, clock = memoryview(batch), time.perf_counter_ns
+    view = memoryview(batch)
     latencies = [0.0] * len(offsets)
     descriptor = storage.open_file(path, os.O_RDONLY, direct=direct)
     try:
         if not direct:
             storage.drop_cache(descriptor)
             storage.advise(descriptor, "random")
-        started, used, first = time.perf_counter(), 0, 0
-        for number, (offset, length) in enumerate(
-            zip(offsets.tolist(), lengths.tolist(), strict=True)
-        ):
-            if used + length > len(batch):
-                batch_reads = slice(first, number)
-                phase.mismatches += _check_batch(
-                    layout, batch, offsets[batch_reads], lengths[batch_reads]
-                )
-                used, first = 0, number
-            before = clock()
-            phase.bytes += os.preadv(descriptor, [view[used : used + length]], offset)
-            latencies[number] = (clock() - before) / 1e3
-            used += length
-        phase.mismatches += _check_batch(layout, batch, offsets[first:], lengths[first:])
-        phase.seconds = time.perf_counter() - started
+        used, first = 0, 0
+        with phase.clock:
+            for number, (offset, length) in enumerate(
+                zip(offsets.tolist(), lengths.tolist(), strict=True)
+            ):
+                if used + length > len(batch):
+                    batch_reads = slice(first, number)
+                    phase.mismatches += _check_batch(
+                        layout, batch, offsets[batch_reads], lengths[batch_reads]
+                    )
+                    used, first = 0, number
+                with one_read:
+                    phase.bytes += os.preadv(descriptor, [view[used : used + length]], offset)
+                latencies[number] = one_read.last * 1e6
+                used += length
+            phase.mismatches += _check_batch(layout, batch, offsets[first:], lengths[first:])
         phase.operations = len(offsets)
         storage.drop_cache(descriptor)
     finally:
@@ -337,9 +336,8 @@ def mmap_mix(
             if hasattr(mmap, "MADV_RANDOM"):
                 mapping.madvise(mmap.MADV_RANDOM)
             for offset, length in zip(offsets.tolist(), lengths.tolist(), strict=True):
-                started = time.perf_counter()
-                copied = mapping[offset : offset + length]  # page faults: reads from storage
-                read.seconds += time.perf_counter() - started
+                with read.clock:
+                    copied = mapping[offset : offset + length]  # page faults: reads from storage
                 got = np.frombuffer(copied, dtype=np.uint8).reshape(-1, PAGE)
                 pages = np.arange(offset // PAGE, (offset + length) // PAGE)
                 read.mismatches += int(np.any(got != layout.expected(pages), axis=1).sum())
@@ -347,11 +345,10 @@ def mmap_mix(
             read.operations = reads
             layout.bodies[targets] = new_bodies
             fresh = layout.expected(targets.astype(np.intp))
-            started = time.perf_counter()
-            for row, page in enumerate(targets.tolist()):
-                mapping[page * PAGE : (page + 1) * PAGE] = fresh[row].tobytes()
-            mapping.flush()  # msync(MS_SYNC): the rewritten pages reach storage
-            write.seconds = time.perf_counter() - started
+            with write.clock:
+                for row, page in enumerate(targets.tolist()):
+                    mapping[page * PAGE : (page + 1) * PAGE] = fresh[row].tobytes()
+                mapping.flush()  # msync(MS_SYNC): the rewritten pages reach storage
             write.operations, write.bytes = len(targets), len(targets) * PAGE
         finally:
             mapping.close()

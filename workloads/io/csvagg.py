@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from workloads.io import storage
 from workloads.io.storage import MIB
 from workloads.runtime.context import Context
 from workloads.runtime.iterations import Iteration, IterationResult
-from workloads.runtime.rates import Rate
+from workloads.runtime.rates import Rate, timed
 
 _HEADER = (
     "order_id", "date", "customer_id", "region", "category", "product", "status",
@@ -243,14 +242,13 @@ def one_iteration(iteration: Iteration) -> IterationResult:
             aggregate_columns(columns, expected)
             storage.write_durably(path, csv_text(columns, number * per_file), result)
             del columns
-        started = time.perf_counter()
-        for path in paths:
-            iteration.checkpoint()
-            rows, size, wrong = aggregate_stream(path, found)
-            result.add("rows", rows)
-            result.add("csv_bytes", size)
-            wrong_totals += wrong
-        result.add("aggregate_seconds", time.perf_counter() - started)
+        with timed(result, "aggregate"):
+            for path in paths:
+                iteration.checkpoint()
+                rows, size, wrong = aggregate_stream(path, found)
+                result.add("rows", rows)
+                result.add("csv_bytes", size)
+                wrong_totals += wrong
         result.add("bytes_read", result.work.get("csv_bytes", 0))
         _check(result, expected, found, wrong_totals, files * per_file)
         summary_ok = _round_trip(folder / "summary.csv", summary_rows(found), result)

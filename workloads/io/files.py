@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ import numpy as np
 from workloads.io import storage
 from workloads.runtime.context import Context
 from workloads.runtime.iterations import Iteration, IterationResult
-from workloads.runtime.rates import Rate
+from workloads.runtime.rates import Rate, timed
 
 KIB, MIB = 1 << 10, 1 << 20
 _CHUNK = MIB
@@ -42,39 +41,34 @@ def _plan(iteration: Iteration) -> tuple[int, int]:
 
 
 def _read_digest(path: Path, result: IterationResult) -> bytes:
-    started = time.perf_counter()
     digest = hashlib.sha256()
-    with path.open("rb", buffering=0) as handle:
+    with timed(result, "read"), path.open("rb", buffering=0) as handle:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
             result.add("bytes_read", len(chunk))
         storage.drop_cache(handle.fileno())  # so the random reads that follow hit the storage too
-    result.add("read_seconds", time.perf_counter() - started)
     return digest.digest()
 
 
 def _random_reads(
     iteration: Iteration, paths: list[Path], buffers: list[memoryview], result: IterationResult
 ) -> bool:
-    rng, latencies, matched = iteration.rng, [], True
+    rng, reads, matched = iteration.rng, _RANDOM_READS_PER_FILE * len(paths), True
     descriptors = [os.open(path, os.O_RDONLY) for path in paths]
     try:
-        for _ in range(_RANDOM_READS_PER_FILE * len(paths)):
+        for _ in range(reads):
             which = int(rng.integers(len(paths)))
             size = min(int(np.exp(rng.uniform(*np.log(_RANDOM_READ)))), len(buffers[which]))
             offset = int(rng.integers(len(buffers[which]) - size + 1))
-            started = time.perf_counter()
-            chunk = os.pread(descriptors[which], size, offset)
-            latencies.append((time.perf_counter() - started) * 1e6)
+            with timed(result, "random", latency=_LATENCY):
+                chunk = os.pread(descriptors[which], size, offset)
             matched &= chunk == buffers[which][offset : offset + size]
             result.add("random_bytes", size)
             result.fingerprint_with(which, offset, size)
     finally:
         for descriptor in descriptors:
             os.close(descriptor)
-    result.add("random_reads", len(latencies))
-    result.add("random_seconds", sum(latencies) / 1e6)
-    result.record_latencies(_LATENCY, latencies)
+    result.add("random_reads", reads)
     return matched
 
 

@@ -26,7 +26,6 @@ import bz2
 import hashlib
 import io
 import lzma
-import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -39,7 +38,7 @@ from workloads.io import storage
 from workloads.io.storage import KIB, MIB
 from workloads.runtime.context import Context
 from workloads.runtime.iterations import Iteration, IterationResult
-from workloads.runtime.rates import Rate
+from workloads.runtime.rates import Rate, timed
 
 _SIDE = (384, 2048)  # image width at scale 1 (height 3/4 of it)
 _IMAGES = (2, 5)
@@ -111,11 +110,9 @@ def psnr(original: np.ndarray, decoded: np.ndarray) -> float:
 
 # -- file IO ----------------------------------------------------------------------------------
 def _read(path: Path, result: IterationResult) -> bytes:
-    started = time.perf_counter()
-    with path.open("rb", buffering=0) as handle:
+    with timed(result, "read"), path.open("rb", buffering=0) as handle:
         data = handle.read()
         storage.drop_cache(handle.fileno())
-    result.add("read_seconds", time.perf_counter() - started)
     result.add("file_bytes_read", len(data))
     result.add("bytes_read", len(data))
     return data
@@ -145,14 +142,12 @@ def stream_compress(path: Path, data: bytes, codec: str, result: IterationResult
     """Compress ``data`` chunk by chunk into ``path`` (fsync at the end); returns its size."""
     compressor = CODECS[codec][0]()
     view, written = memoryview(data), 0
-    started = time.perf_counter()
-    with storage.durable_file(path) as descriptor:
+    with timed(result, "stream"), storage.durable_file(path) as descriptor:
         for offset in range(0, len(view), _STREAM_CHUNK):
             written += storage.write_all(
                 descriptor, compressor.compress(view[offset : offset + _STREAM_CHUNK])
             )
         written += storage.write_all(descriptor, compressor.flush())
-    result.add("stream_seconds", time.perf_counter() - started)
     result.add("bytes_written", written)
     return written
 
@@ -160,15 +155,13 @@ def stream_compress(path: Path, data: bytes, codec: str, result: IterationResult
 def stream_decompress(path: Path, codec: str, result: IterationResult) -> tuple[bytes, int]:
     """Decompress ``path`` chunk by chunk; returns the SHA-256 and length of the output."""
     decompressor, digest, length = CODECS[codec][1](), hashlib.sha256(), 0
-    started = time.perf_counter()
-    with path.open("rb", buffering=0) as handle:
+    with timed(result, "stream"), path.open("rb", buffering=0) as handle:
         while chunk := handle.read(_STREAM_CHUNK):
             result.add("bytes_read", len(chunk))
             output = decompressor.decompress(chunk)
             digest.update(output)
             length += len(output)
         storage.drop_cache(handle.fileno())
-    result.add("stream_seconds", time.perf_counter() - started)
     return digest.digest(), length
 
 
@@ -258,16 +251,15 @@ def one_iteration(iteration: Iteration) -> IterationResult:
     folder = iteration.scratch / f"iteration-{iteration.index}"
     folder.mkdir()
     outcomes = []
-    started = time.perf_counter()
     try:
-        for number in range(images):
-            iteration.checkpoint()
-            outcomes.append(_one_image(iteration, folder, number, plan, result))
+        with timed(result, "process"):
+            for number in range(images):
+                iteration.checkpoint()
+                outcomes.append(_one_image(iteration, folder, number, plan, result))
     finally:
         for path in folder.iterdir():
             path.unlink()
         folder.rmdir()
-    result.add("process_seconds", time.perf_counter() - started)
     worst = min(outcome["jpeg"] for outcome in outcomes)
     for key, label in (
         ("png", "PNG round trips equal the original pixels"),

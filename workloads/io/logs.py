@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ from workloads.io import storage
 from workloads.io.storage import MIB
 from workloads.runtime.context import Context
 from workloads.runtime.iterations import Iteration, IterationResult
-from workloads.runtime.rates import Rate
+from workloads.runtime.rates import Rate, timed
 
 _LEVELS = ("DEBUG", "INFO", "WARN", "ERROR", "FATAL")
 _LEVEL_WEIGHTS = (0.25, 0.6, 0.1, 0.045, 0.005)
@@ -267,11 +266,10 @@ def one_iteration(iteration: Iteration) -> IterationResult:
             text = generate(iteration.rng, per_file, start_ms, expected)
             storage.write_durably(path, text.encode(), result)
             del text
-        started = time.perf_counter()
-        for path in paths:
-            iteration.checkpoint()
-            result.add("analysis_bytes", analyse(path, found))
-        result.add("analysis_seconds", time.perf_counter() - started)
+        with timed(result, "analysis"):
+            for path in paths:
+                iteration.checkpoint()
+                result.add("analysis_bytes", analyse(path, found))
         result.add("lines", found.lines)
         result.add("bytes_read", result.work["analysis_bytes"])
         _check_tallies(result, expected, found)

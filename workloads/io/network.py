@@ -39,7 +39,7 @@ from workloads.io.storage import KIB, MIB
 from workloads.runtime.context import Context
 from workloads.runtime.iterations import Iteration, IterationResult
 from workloads.runtime.latency import KEPT_PER_ITERATION
-from workloads.runtime.rates import Rate
+from workloads.runtime.rates import Rate, timed
 
 MAGIC, VERSION = 0xCA1D, 1
 # magic, version, flags, sequence, payload length, payload CRC-32, send time (ns)
@@ -229,14 +229,13 @@ def _receive(
 def _reparse(path: Path, chunk: int, result: IterationResult) -> Stream:
     stream = Stream()
     parser = Parser(stream)
-    started = time.perf_counter()
-    with path.open("rb", buffering=0) as handle:
-        while data := handle.read(chunk):
-            parser.feed(data)
-            result.add("bytes_read", len(data))
-        storage.drop_cache(handle.fileno())
-    parser.finish()
-    result.add("reparse_seconds", time.perf_counter() - started)
+    with timed(result, "reparse"):
+        with path.open("rb", buffering=0) as handle:
+            while data := handle.read(chunk):
+                parser.feed(data)
+                result.add("bytes_read", len(data))
+            storage.drop_cache(handle.fileno())
+        parser.finish()
     return stream
 
 
@@ -250,11 +249,10 @@ def one_iteration(iteration: Iteration, tcp: bool = True) -> IterationResult:
     live = Parser(Stream(), sample_every=-(-plan.packets // KEPT_PER_ITERATION))
     capture = path.open("wb", buffering=plan.receive_buffer)
     try:
-        started = time.perf_counter()
-        producer.start()
-        _receive(iteration, receiver, capture, plan, live)
-        producer.join(_JOIN_TIMEOUT)
-        seconds = time.perf_counter() - started
+        with timed(result, "transfer"):
+            producer.start()
+            _receive(iteration, receiver, capture, plan, live)
+            producer.join(_JOIN_TIMEOUT)
         if producer.error is not None:
             raise producer.error
         capture.flush()
@@ -271,16 +269,13 @@ def one_iteration(iteration: Iteration, tcp: bool = True) -> IterationResult:
         with contextlib.suppress(OSError):  # a full disk was raised already
             capture.close()
         path.unlink(missing_ok=True)
-    _record(result, producer.sent, live.stream, replay, seconds)
+    _record(result, producer.sent, live.stream, replay)
     return result
 
 
-def _record(
-    result: IterationResult, sent: Stream, live: Stream, replay: Stream, seconds: float
-) -> None:
+def _record(result: IterationResult, sent: Stream, live: Stream, replay: Stream) -> None:
     result.add("messages", live.packets)
     result.add("message_bytes", live.bytes)
-    result.add("transfer_seconds", seconds)
     result.add("bytes_written", live.bytes)  # the capture
     result.record_latencies("message", live.latencies_us)
     result.check(

@@ -31,12 +31,10 @@ from __future__ import annotations
 
 import errno
 import sqlite3
-import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -44,7 +42,7 @@ from workloads.io import storage
 from workloads.io.storage import MIB
 from workloads.runtime.context import Context
 from workloads.runtime.iterations import Interrupted, Iteration, IterationResult
-from workloads.runtime.rates import Rate
+from workloads.runtime.rates import Rate, timed
 
 _CATEGORIES = ("books", "games", "garden", "grocery", "health", "music", "sports", "tools")
 _STATUSES = ("new", "paid", "shipped", "returned")
@@ -201,23 +199,6 @@ def _scaled(iteration: Iteration, bounds: tuple[int, int]) -> int:
     return max(1, int(iteration.grow(bounds[0] * iteration.scale, bounds[1] * iteration.scale)))
 
 
-def _timed(
-    result: IterationResult, counter: str, samples: str | None = None
-) -> Callable[[Callable[[], Any]], Any]:
-    """Run a callable, adding its time to ``<counter>_seconds`` (and to latency samples)."""
-
-    def call(work: Callable[[], Any]) -> Any:
-        started = time.perf_counter()
-        value = work()
-        elapsed = time.perf_counter() - started
-        result.add(f"{counter}_seconds", elapsed)
-        if samples:
-            result.record_latency(samples, elapsed * 1e6)
-        return value
-
-    return call
-
-
 def _transaction(connection: sqlite3.Connection, statement: str, rows: list[tuple]) -> None:
     connection.execute("BEGIN")
     try:
@@ -259,12 +240,12 @@ def _insert(
             )
         )
     batch = _scaled(iteration, _INSERT_BATCH)
-    timed = _timed(result, "transaction", _TRANSACTION_LATENCY)
     statement = "INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, 0)"
     for first in range(0, count, batch):
         iteration.checkpoint()
         chunk = rows[first : first + batch]
-        timed(lambda chunk=chunk: _transaction(connection, statement, chunk))
+        with timed(result, "transaction", latency=_TRANSACTION_LATENCY):
+            _transaction(connection, statement, chunk)
         result.add("transactions", 1)
         result.add("rows_inserted", len(chunk))
     model.append(category, customer, amount)
@@ -275,13 +256,13 @@ def _point_queries(
 ) -> int:
     """Random rows by id; returns how many differ from the model or their CRC-32."""
     ids = iteration.rng.integers(model.low, model.high, _scaled(iteration, _POINT_QUERIES))
-    timed = _timed(result, "query", _POINT_LATENCY)
     statement = "SELECT category, customer, amount, payload, crc FROM orders WHERE id = ?"
     wrong = 0
     for number, row_id in enumerate(ids.tolist()):
         if number % 1000 == 0:
             iteration.checkpoint()
-        row = timed(lambda row_id=row_id: connection.execute(statement, (row_id,)).fetchone())
+        with timed(result, "query", latency=_POINT_LATENCY):
+            row = connection.execute(statement, (row_id,)).fetchone()
         at = row_id - model.low
         wrong += row is None or (
             row[0] != _CATEGORIES[model.category[at]]
@@ -297,14 +278,15 @@ def _point_queries(
 def _range_queries(
     iteration: Iteration, connection: sqlite3.Connection, model: Model, result: IterationResult
 ) -> int:
-    rng, timed, wrong = iteration.rng, _timed(result, "query"), 0
+    rng, wrong = iteration.rng, 0
     statement = "SELECT count(*), coalesce(sum(amount), 0) FROM orders WHERE id BETWEEN ? AND ?"
     count = _scaled(iteration, _RANGE_QUERIES)
     for _ in range(count):
         iteration.checkpoint()
         first = int(rng.integers(model.low, model.high))
         last = first + int(rng.integers(10, 1000))
-        found = timed(lambda a=first, b=last: connection.execute(statement, (a, b)).fetchone())
+        with timed(result, "query"):
+            found = connection.execute(statement, (first, last)).fetchone()
         window = model.amount[first - model.low : last - model.low + 1]
         wrong += tuple(found) != (len(window), int(window.sum()))
     result.add("queries", count)
@@ -314,7 +296,7 @@ def _range_queries(
 def _aggregate_queries(
     iteration: Iteration, connection: sqlite3.Connection, model: Model, result: IterationResult
 ) -> int:
-    rng, timed, wrong = iteration.rng, _timed(result, "query"), 0
+    rng, wrong = iteration.rng, 0
     statement = (
         "SELECT category, count(*), sum(amount) FROM orders "
         "WHERE customer BETWEEN ? AND ? GROUP BY category"
@@ -324,7 +306,8 @@ def _aggregate_queries(
         iteration.checkpoint()
         low = int(rng.integers(0, _CUSTOMERS))
         high = low + int(rng.integers(100, 2000))
-        rows = timed(lambda a=low, b=high: connection.execute(statement, (a, b)).fetchall())
+        with timed(result, "query"):
+            rows = connection.execute(statement, (low, high)).fetchall()
         mask = (model.customer >= low) & (model.customer <= high)
         wrong += {name: (n, total) for name, n, total in rows} != model.per_category(mask)
     result.add("queries", count)
@@ -335,7 +318,6 @@ def _updates(
     iteration: Iteration, connection: sqlite3.Connection, model: Model, result: IterationResult
 ) -> None:
     rng = iteration.rng
-    timed = _timed(result, "transaction", _TRANSACTION_LATENCY)
     statement = "UPDATE orders SET amount = amount + ?, version = version + 1 WHERE id = ?"
     for _ in range(_scaled(iteration, _UPDATE_TRANSACTIONS)):
         iteration.checkpoint()
@@ -343,7 +325,8 @@ def _updates(
         ids = rng.integers(model.low, model.high, size)
         deltas = rng.integers(-500, 501, size)
         rows = list(zip(deltas.tolist(), ids.tolist(), strict=True))
-        timed(lambda rows=rows: _transaction(connection, statement, rows))
+        with timed(result, "transaction", latency=_TRANSACTION_LATENCY):
+            _transaction(connection, statement, rows)
         np.add.at(model.amount, ids - model.low, deltas)
         result.add("transactions", 1)
         result.add("rows_updated", size)
@@ -375,8 +358,8 @@ def _retain(
         return
     drop = min(model.rows - 1, int(model.rows * (1 - 0.8 * target / live)) + 1)
     cutoff = model.low + drop
-    timed = _timed(result, "transaction", _TRANSACTION_LATENCY)
-    timed(lambda: _transaction(connection, "DELETE FROM orders WHERE id < ?", [(cutoff,)]))
+    with timed(result, "transaction", latency=_TRANSACTION_LATENCY):
+        _transaction(connection, "DELETE FROM orders WHERE id < ?", [(cutoff,)])
     result.add("transactions", 1)
     result.add("rows_deleted", drop)
     model.drop_oldest(drop)

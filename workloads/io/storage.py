@@ -20,7 +20,6 @@ import contextlib
 import errno
 import mmap
 import os
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -31,10 +30,10 @@ import psutil
 
 from workloads.runtime.filesystems import mount_of
 from workloads.runtime.iterations import IterationFunction, IterationResult
+from workloads.runtime.rates import Rate, timed
 
 if TYPE_CHECKING:
     from workloads.runtime.context import Context
-    from workloads.runtime.rates import Rate
     from workloads.runtime.record import Totals
 
 KIB, MIB = 1 << 10, 1 << 20
@@ -172,11 +171,9 @@ def write_durably(
     ``byte_counters``."""
     view = memoryview(data)
     step = chunk or max(len(view), 1)
-    started = time.perf_counter()
-    with durable_file(path) as descriptor:
+    with timed(result, "write"), durable_file(path) as descriptor:
         for offset in range(0, len(view), step):
             write_all(descriptor, view[offset : offset + step])
-    result.add("write_seconds", time.perf_counter() - started)
     for counter in byte_counters:
         result.add(counter, len(view))
 
