@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from workloads.runtime.iterations import IterationResult
+from workloads.runtime.iterations import Iteration, IterationResult
 from workloads.runtime.rates import timed
 
 pytestmark = pytest.mark.unit
@@ -54,3 +57,30 @@ def test_timed_without_a_result_is_a_stopwatch() -> None:
 def test_timed_needs_the_operation_it_counts() -> None:
     with pytest.raises(ValueError, match="name the operation"):
         timed(IterationResult())
+
+
+def _iteration(index: int, scratch: Path | None = None) -> Iteration:
+    return Iteration(index, 11, 1.0, 1 << 30, 0, 1, threading.Event(), math.inf, scratch)
+
+
+def test_an_iteration_folder_is_its_own_and_goes_with_what_it_holds(tmp_path: Path) -> None:
+    with _iteration(3, tmp_path).folder() as folder:
+        assert folder.parent == tmp_path and folder.is_dir()
+        (folder / "data.bin").write_bytes(b"x")
+        (folder / "nested").mkdir()
+        (folder / "nested" / "more").write_bytes(b"y")
+        with _iteration(4, tmp_path).folder() as other:
+            assert other != folder
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_iteration_folder_goes_when_the_iteration_raises(tmp_path: Path) -> None:
+    with pytest.raises(OSError, match="disk full"), _iteration(0, tmp_path).folder() as folder:
+        (folder / "part").write_bytes(b"x")
+        raise OSError("disk full")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_iteration_folder_needs_scratch() -> None:
+    with pytest.raises(RuntimeError, match="scratch=True"), _iteration(0).folder():
+        pass

@@ -465,14 +465,11 @@ _LATENCY = "random_read"  # of the 4 KiB random reads
 
 
 def one_iteration(iteration: Iteration, direct: bool = False) -> IterationResult:
-    assert iteration.scratch is not None
     plan = _plan(iteration)
     result = IterationResult(size=sum(plan.file_sizes))
     pool = make_pool(np.random.default_rng([iteration.seed, iteration.index, 0x9001]))
-    folder = iteration.scratch / f"iteration-{iteration.index}"
-    folder.mkdir()
     mismatches = dict.fromkeys(_CHECKS, 0)
-    try:
+    with iteration.folder() as folder:
         for number, size in enumerate(plan.file_sizes):
             iteration.checkpoint()
             layout = Layout.random(number, size, iteration.rng, pool)
@@ -480,10 +477,6 @@ def one_iteration(iteration: Iteration, direct: bool = False) -> IterationResult
                 iteration, plan, layout, folder / f"data-{number}.bin", direct, result
             )
             mismatches = {key: mismatches[key] + found[key] for key in _CHECKS}
-    finally:
-        for path in folder.iterdir():
-            path.unlink()
-        folder.rmdir()
     unit = {"crc": "files"}
     for key, name in _CHECKS.items():
         detail = f"{mismatches[key]} {unit.get(key, 'pages')} differ"

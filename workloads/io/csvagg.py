@@ -226,16 +226,13 @@ def _plan(iteration: Iteration) -> tuple[int, int, int]:
 
 
 def one_iteration(iteration: Iteration) -> IterationResult:
-    assert iteration.scratch is not None
     files, per_file, customers = _plan(iteration)
     result = IterationResult(size=files * per_file)
-    folder = iteration.scratch / f"iteration-{iteration.index}"
-    folder.mkdir()
     expected: Aggregates = {}
     found: Aggregates = {}
-    paths = [folder / f"sales-{number}.csv" for number in range(files)]
     wrong_totals = 0
-    try:
+    with iteration.folder() as folder:
+        paths = [folder / f"sales-{number}.csv" for number in range(files)]
         for number, path in enumerate(paths):
             iteration.checkpoint()
             columns = Columns.draw(iteration.rng, per_file, customers)
@@ -255,10 +252,6 @@ def one_iteration(iteration: Iteration) -> IterationResult:
         top_ok = _round_trip(folder / "top-customers.csv", top_rows(found), result)
         result.check("the summary and the top-N read back as written", summary_ok and top_ok)
         result.fingerprint_with(repr(sorted(expected["category"].items())), top_rows(expected))
-    finally:
-        for path in folder.iterdir():
-            path.unlink()
-        folder.rmdir()
     return result
 
 

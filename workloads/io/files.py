@@ -73,15 +73,12 @@ def _random_reads(
 
 
 def one_iteration(iteration: Iteration) -> IterationResult:
-    assert iteration.scratch is not None
     count, size = _plan(iteration)
     result = IterationResult(size=count * size)
-    folder = iteration.scratch / f"iteration-{iteration.index}"
-    folder.mkdir()
     buffers: list[memoryview] = []  # the growing in-memory set
     written: list[bytes] = []
-    paths = [folder / f"data-{number:03d}.bin" for number in range(count)]
-    try:
+    with iteration.folder() as folder:
+        paths = [folder / f"data-{number:03d}.bin" for number in range(count)]
         for path in paths:
             iteration.checkpoint()
             data = memoryview(iteration.rng.bit_generator.random_raw(size // 8)).cast("B")
@@ -101,10 +98,6 @@ def one_iteration(iteration: Iteration) -> IterationResult:
         matched = _random_reads(iteration, paths, buffers, result)
         result.check("random reads match the bytes held in memory", matched)
         result.fingerprint_with(*written)
-    finally:
-        for path in paths:
-            path.unlink(missing_ok=True)
-        folder.rmdir()
     return result
 
 

@@ -244,22 +244,14 @@ def _image_work(
 
 
 def one_iteration(iteration: Iteration) -> IterationResult:
-    assert iteration.scratch is not None
     plan = _plan(iteration)
     images = plan[0]
     result = IterationResult(size=images * plan[1] * plan[2] * 3)
-    folder = iteration.scratch / f"iteration-{iteration.index}"
-    folder.mkdir()
     outcomes = []
-    try:
-        with timed(result, "process"):
-            for number in range(images):
-                iteration.checkpoint()
-                outcomes.append(_one_image(iteration, folder, number, plan, result))
-    finally:
-        for path in folder.iterdir():
-            path.unlink()
-        folder.rmdir()
+    with iteration.folder() as folder, timed(result, "process"):
+        for number in range(images):
+            iteration.checkpoint()
+            outcomes.append(_one_image(iteration, folder, number, plan, result))
     worst = min(outcome["jpeg"] for outcome in outcomes)
     for key, label in (
         ("png", "PNG round trips equal the original pixels"),

@@ -252,14 +252,11 @@ def _plan(iteration: Iteration) -> tuple[int, int]:
 
 
 def one_iteration(iteration: Iteration) -> IterationResult:
-    assert iteration.scratch is not None
     files, per_file = _plan(iteration)
     result = IterationResult(size=files * per_file)
-    folder = iteration.scratch / f"iteration-{iteration.index}"
-    folder.mkdir()
     expected, found = Tallies(), Tallies()
-    paths = [folder / f"app-{number}.log" for number in range(files)]
-    try:
+    with iteration.folder() as folder:
+        paths = [folder / f"app-{number}.log" for number in range(files)]
         for number, path in enumerate(paths):
             iteration.checkpoint()
             start_ms = int(iteration.rng.integers(0, 10**9)) + number
@@ -275,10 +272,6 @@ def one_iteration(iteration: Iteration) -> IterationResult:
         _check_tallies(result, expected, found)
         _report_round_trip(folder / "report.json", report(found), result)
         result.fingerprint_with(json.dumps(expected.summary(), sort_keys=True))
-    finally:
-        for path in folder.iterdir():
-            path.unlink()
-        folder.rmdir()
     return result
 
 

@@ -240,10 +240,19 @@ def _reparse(path: Path, chunk: int, result: IterationResult) -> Stream:
 
 
 def one_iteration(iteration: Iteration, tcp: bool = True) -> IterationResult:
-    assert iteration.scratch is not None
     plan = _plan(iteration)
     result = IterationResult(size=plan.packets)
-    path = iteration.scratch / f"capture-{iteration.index}.bin"
+    with iteration.folder() as folder:
+        sent, live, replay = _exchange(iteration, plan, folder / "capture.bin", tcp, result)
+    _record(result, sent, live, replay)
+    return result
+
+
+def _exchange(
+    iteration: Iteration, plan: Plan, path: Path, tcp: bool, result: IterationResult
+) -> tuple[Stream, Stream, Stream]:
+    """The producer's packets through the connection into a capture at ``path``, parsed live
+    and again from the capture: (sent, received live, reparsed)."""
     sender, receiver = connect(tcp)
     producer = Producer(sender, plan, iteration.rng)
     live = Parser(Stream(), sample_every=-(-plan.packets // KEPT_PER_ITERATION))
@@ -268,9 +277,7 @@ def one_iteration(iteration: Iteration, tcp: bool = True) -> IterationResult:
         sender.close()
         with contextlib.suppress(OSError):  # a full disk was raised already
             capture.close()
-        path.unlink(missing_ok=True)
-    _record(result, producer.sent, live.stream, replay)
-    return result
+    return producer.sent, live.stream, replay
 
 
 def _record(result: IterationResult, sent: Stream, live: Stream, replay: Stream) -> None:

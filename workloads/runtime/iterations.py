@@ -9,8 +9,10 @@ worker ran what.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -54,6 +56,19 @@ class Iteration:
         """Call between steps of a long iteration: raises Interrupted when the run must stop."""
         if self.stopping():
             raise Interrupted
+
+    @contextmanager
+    def folder(self) -> Iterator[Path]:
+        """A new folder for this iteration's scratch files, removed with everything in it when
+        the block ends, also when it raises (``ctx.run_iterations(fn, scratch=True)``)."""
+        if self.scratch is None:
+            raise RuntimeError("no scratch folder: run the iterations with scratch=True")
+        folder = self.scratch / f"iteration-{self.index}"
+        folder.mkdir()
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder)
 
     def grow(self, low: float, high: float, period: int = 8) -> float:
         """A size that grows geometrically from ``low`` to ``high`` over ``period`` iterations,
