@@ -84,3 +84,15 @@ def test_an_iteration_folder_goes_when_the_iteration_raises(tmp_path: Path) -> N
 def test_an_iteration_folder_needs_scratch() -> None:
     with pytest.raises(RuntimeError, match="scratch=True"), _iteration(0).folder():
         pass
+
+
+def test_rotations_take_their_choices_in_turn_and_every_pair_meets() -> None:
+    operations, kinds = ("a", "b", "c"), ("x", "y")
+    taken = [_iteration(index).rotate(operations) for index in range(7)]
+    assert taken == ["a", "b", "c", "a", "b", "c", "a"]
+    pairs = {
+        (_iteration(i).rotate(operations), _iteration(i).rotate(kinds, every=len(operations)))
+        for i in range(len(operations) * len(kinds))
+    }
+    assert len(pairs) == len(operations) * len(kinds)
+    assert [_iteration(i).rotate(range(4)) for i in (0, 5, 11)] == [0, 1, 3]

@@ -213,8 +213,8 @@ def _size(iteration: Iteration, codec: Codec) -> int:
 
 
 def one_iteration(iteration: Iteration) -> IterationResult:
-    codec = CODECS[iteration.index % len(CODECS)]
-    kind = tuple(KINDS)[iteration.index // len(CODECS) % len(KINDS)]
+    codec = iteration.rotate(CODECS)
+    kind = iteration.rotate(tuple(KINDS), every=len(CODECS))
     size = _size(iteration, codec)
     result = IterationResult(size=size)
     data = KINDS[kind](iteration.rng, size)

@@ -229,7 +229,7 @@ def _chain(iteration: Iteration, name: str, result: IterationResult) -> None:
 
 def _pbkdf2(iteration: Iteration, password: bytes, salt: bytes, result: IterationResult) -> None:
     """A chain of PBKDF2 derivations, each key the password of the next."""
-    name = _PBKDF2_HASHES[iteration.index // (2 * len(_OPERATIONS)) % len(_PBKDF2_HASHES)]
+    name = iteration.rotate(_PBKDF2_HASHES, every=2 * len(_OPERATIONS))
     iterations = max(1_000, int(_PBKDF2_ITERATIONS * iteration.scale))
     keys = int(iteration.grow(*_PBKDF2_KEYS, period=_GROWTH_PERIOD))
     result.size = keys * iterations
@@ -270,10 +270,8 @@ def password_vectors_hold() -> bool:
 def _password(iteration: Iteration, name: str, result: IterationResult) -> None:
     rng = iteration.rng
     password, salt = rng.bytes(int(rng.integers(8, 33))), rng.bytes(16)
-    if iteration.index // len(_OPERATIONS) % 2 == 0:
-        _pbkdf2(iteration, password, salt, result)
-    else:
-        _scrypt(iteration, password, salt, result)
+    derive = iteration.rotate((_pbkdf2, _scrypt), every=len(_OPERATIONS))
+    derive(iteration, password, salt, result)
     result.check(
         "password hashing reproduces the RFC 6070 and RFC 7914 vectors", password_vectors_hold()
     )
@@ -330,8 +328,8 @@ _RUN = {
 
 
 def one_iteration(iteration: Iteration) -> IterationResult:
-    operation = _OPERATIONS[iteration.index % len(_OPERATIONS)]
-    name = ALGORITHMS[iteration.index // len(_OPERATIONS) % len(ALGORITHMS)]
+    operation = iteration.rotate(_OPERATIONS)
+    name = iteration.rotate(ALGORITHMS, every=len(_OPERATIONS))
     result = IterationResult()
     _RUN[operation](iteration, name, result)
     return result

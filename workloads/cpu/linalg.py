@@ -119,7 +119,7 @@ _RUN = {"matmul": _matmul, "eigh": _eigh, "det": _det, "svd": _svd, "qr": _qr}
 
 
 def one_iteration(iteration: Iteration) -> IterationResult:
-    operation = _OPERATIONS[iteration.index % len(_OPERATIONS)]
+    operation = iteration.rotate(_OPERATIONS)
     n = _size(iteration, operation)
     result = IterationResult(size=n)
     result.fingerprint_with(operation, n)

@@ -135,7 +135,7 @@ def _walk(iteration: Iteration, n: int, result: IterationResult) -> None:
 
 def _integral(iteration: Iteration, n: int, result: IterationResult) -> None:
     rng = iteration.rng
-    integrand = INTEGRANDS[iteration.index // len(_OPERATIONS) % len(INTEGRANDS)]
+    integrand = iteration.rotate(INTEGRANDS, every=len(_OPERATIONS))
     total = squares = 0.0
     for size in _chunks(n, _chunk_size(iteration)):
         iteration.checkpoint()
@@ -178,7 +178,7 @@ _RUN = {"pi": _pi, "walk": _walk, "integral": _integral, "coins": _coins}
 
 
 def one_iteration(iteration: Iteration) -> IterationResult:
-    operation = _OPERATIONS[iteration.index % len(_OPERATIONS)]
+    operation = iteration.rotate(_OPERATIONS)
     low, high = (max(1_000, bound * iteration.scale) for bound in _SAMPLES[operation])
     n = int(iteration.grow(low, high, period=_GROWTH_PERIOD))
     result = IterationResult(size=n)

@@ -353,7 +353,7 @@ _RUN = {"sieve": _sieve, "primality": _primality, "factorization": _factorizatio
 
 
 def one_iteration(iteration: Iteration) -> IterationResult:
-    operation = _OPERATIONS[iteration.index % len(_OPERATIONS)]
+    operation = iteration.rotate(_OPERATIONS)
     result = IterationResult()
     with timed(result, operation):
         _RUN[operation](iteration, result)

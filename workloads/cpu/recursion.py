@@ -219,7 +219,7 @@ def _memo(iteration: Iteration, visits: Visits, result: IterationResult) -> None
     states = min(
         _linear_size(iteration, _MEMO_STATES), iteration.memory_budget // _MEMO_STATE_BYTES
     )
-    if iteration.index // len(_OPERATIONS) % 2 == 0:
+    if iteration.rotate(("binomial", "delannoy"), every=len(_OPERATIONS)) == "binomial":
         n = int((4 * states) ** 0.5)  # C(n, n/2) memoises about n^2 / 4 states
         k = n // 2 - int(iteration.rng.integers(0, n // 8 + 1))
         value, expected, label = binomial(n, k, visits), comb(n, k), f"C({n}, {k})"
@@ -299,10 +299,8 @@ def _perfect_tree(iteration: Iteration, visits: Visits, result: IterationResult)
 
 
 def _tree(iteration: Iteration, visits: Visits, result: IterationResult) -> None:
-    if iteration.index // len(_OPERATIONS) % 2 == 0:
-        _random_tree(iteration, visits, result)
-    else:
-        _perfect_tree(iteration, visits, result)
+    build = iteration.rotate((_random_tree, _perfect_tree), every=len(_OPERATIONS))
+    build(iteration, visits, result)
 
 
 _RUN = {"memo": _memo, "ackermann": _ackermann, "hanoi": _hanoi, "tree": _tree}
@@ -310,7 +308,7 @@ _RUN = {"memo": _memo, "ackermann": _ackermann, "hanoi": _hanoi, "tree": _tree}
 
 def one_iteration(iteration: Iteration) -> IterationResult:
     sys.setrecursionlimit(max(sys.getrecursionlimit(), _RECURSION_LIMIT))
-    operation = _OPERATIONS[iteration.index % len(_OPERATIONS)]
+    operation = iteration.rotate(_OPERATIONS)
     result, visits = IterationResult(), Visits(iteration)
     with timed(result, operation):
         _RUN[operation](iteration, visits, result)

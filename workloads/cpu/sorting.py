@@ -196,10 +196,9 @@ def _sort_records(
 
 
 def one_iteration(iteration: Iteration) -> IterationResult:
-    count = len(ALGORITHMS) * len(DISTRIBUTIONS)
-    algorithm = ALGORITHMS[iteration.index % len(ALGORITHMS)]
-    distribution = DISTRIBUTIONS[iteration.index // len(ALGORITHMS) % len(DISTRIBUTIONS)]
-    dtype = DTYPES[iteration.index // count % len(DTYPES)]
+    algorithm = iteration.rotate(ALGORITHMS)
+    distribution = iteration.rotate(DISTRIBUTIONS, every=len(ALGORITHMS))
+    dtype = iteration.rotate(DTYPES, every=len(ALGORITHMS) * len(DISTRIBUTIONS))
     n = _size(iteration, algorithm)
     result = IterationResult(size=n)
     values = make_input(iteration.rng, n, distribution, dtype)

@@ -33,7 +33,7 @@ from workloads.runtime.iterations import Iteration, IterationResult
 from workloads.runtime.rates import Rate
 
 _CLASSES = 10
-_CYCLE, _TRAINING_STEPS = 10, 8
+_CYCLE = ("train",) * 8 + ("infer",) * 2  # what iterations do, in turn
 _LEARNING_RATE = 2e-3
 # Share of the usable device memory the largest batch's activations may take.
 _DEVICE_MEMORY_SHARE = 0.5
@@ -145,11 +145,11 @@ class Trainer(ScheduledWork[Geometry]):
             self.model.train()
 
     def _step(self, iteration: Iteration, size: int) -> IterationResult:
-        training = iteration.index % _CYCLE < _TRAINING_STEPS
+        phase = iteration.rotate(_CYCLE)
         images, labels = self._batch(iteration, size)
         result = IterationResult(size=size)
-        result.fingerprint_with("train" if training else "infer", size, int(labels.sum()))
-        if training:
+        result.fingerprint_with(phase, size, int(labels.sum()))
+        if phase == "train":
             self.losses.append(self._train(images, labels))
             result.add("train_samples", size)
             result.add("flops", 3 * size * self.geometry.forward_flops())

@@ -256,7 +256,7 @@ class ConvolutionWork(ScheduledWork[Geometry]):
 
     def _check_convolution(self, iteration: Iteration, result: IterationResult) -> None:
         """One of the convolutions, by iteration, against the float64 reference on a crop."""
-        layer = self.convolutions[iteration.index % len(self.convolutions)]
+        layer = iteration.rotate(self.convolutions)
         generator = iteration_generator(iteration, self.device, stream=1)
         shape = (2, layer.in_channels, _CHECK_SIDE, _CHECK_SIDE)
         # Inputs and parameters rounded to the compute precision: the reference then sums

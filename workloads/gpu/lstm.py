@@ -151,7 +151,7 @@ class Trainer(ScheduledWork[Geometry]):
         generator = iteration_generator(iteration, self.device)
         tokens = random_walk_tokens(generator, g.batch, length + 1, g.vocabulary, self.device)
         result = IterationResult(size=length)
-        position = iteration.index % _CYCLE
+        position = iteration.rotate(range(_CYCLE))
         if position == _BIDIRECTIONAL:
             self._infer(self.bidirectional, tokens[:, :-1], result)
         elif position == _GRU:

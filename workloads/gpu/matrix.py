@@ -36,7 +36,7 @@ from workloads.runtime.context import Context
 from workloads.runtime.iterations import Iteration, IterationResult
 from workloads.runtime.rates import Rate
 
-# The operation of each iteration, by index modulo the cycle: products take most of the time.
+# The operations iterations take in turn: products take most of the time.
 CYCLE = (
     *("matmul", "matmul", "bmm", "matmul", "matmul", "elementwise", "matmul", "matmul"),
     *("bmm", "matmul", "eigh", "matmul", "matmul", "bmm", "matmul", "svd"),
@@ -180,7 +180,7 @@ class MatrixWork:
         }
 
     def __call__(self, iteration: Iteration) -> IterationResult:
-        operation = CYCLE[iteration.index % len(CYCLE)]
+        operation = iteration.rotate(CYCLE)
 
         def step(size: int) -> IterationResult:
             result = IterationResult(size=size)

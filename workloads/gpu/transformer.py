@@ -242,7 +242,8 @@ class Trainer(ScheduledWork[Geometry]):
         generator = iteration_generator(iteration, self.device)
         tokens = random_walk_tokens(generator, g.batch, length, g.vocabulary, self.device)
         result = IterationResult(size=length)
-        if iteration.index % _CYCLE == _CROSS_ATTENTION:
+        cross = iteration.rotate(range(_CYCLE)) == _CROSS_ATTENTION
+        if cross:
             self._cross_attention(tokens, generator, result)
         else:
             with timed(result, "train"):  # the loss's .item() synchronises
@@ -254,9 +255,7 @@ class Trainer(ScheduledWork[Geometry]):
             result.add("flops", tokens.numel() * g.training_flops(length))
         synchronize(self.device)
         result.add("tokens", tokens.numel())
-        result.fingerprint_with(
-            iteration.index % _CYCLE == _CROSS_ATTENTION, length, sample_bytes(tokens)
-        )
+        result.fingerprint_with(cross, length, sample_bytes(tokens))
         return result
 
     def _learning_rate(self) -> float:

@@ -185,7 +185,7 @@ class Trainer(ScheduledWork[Geometry]):
         generator = iteration_generator(iteration, self.device)
         images = self._images(generator, size)
         result = IterationResult(size=size)
-        position = iteration.index % _CYCLE
+        position = iteration.rotate(range(_CYCLE))
         flops = self.geometry.forward_flops()
         if position == _SAMPLING:
             self._sample_and_interpolate(images, generator, result)

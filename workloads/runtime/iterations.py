@@ -16,11 +16,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
 from workloads.runtime.latency import Sketch, evenly, new_sketch
+
+T = TypeVar("T")
 
 
 class Interrupted(Exception):
@@ -56,6 +58,12 @@ class Iteration:
         """Call between steps of a long iteration: raises Interrupted when the run must stop."""
         if self.stopping():
             raise Interrupted
+
+    def rotate(self, choices: Sequence[T], every: int = 1) -> T:
+        """This iteration's choice when iterations take ``choices`` in turn, each for ``every``
+        iterations in a row: with ``every`` the length of another rotation, every pair of the
+        two meets."""
+        return choices[self.index // every % len(choices)]
 
     @contextmanager
     def folder(self) -> Iterator[Path]:
