@@ -1,4 +1,5 @@
-"""The helpers a workload's module is written with: timing, scratch folders, rotation."""
+"""The helpers a workload's module is written with: timing, scratch folders, rotation, and the
+GPU workloads' run skeleton."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import math
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
-from workloads.runtime.iterations import Iteration, IterationResult
-from workloads.runtime.rates import timed
+from workloads.runtime.iterations import Iteration, IterationFunction, IterationResult
+from workloads.runtime.rates import Rate, timed
+from workloads.runtime.record import Totals
 
 pytestmark = pytest.mark.unit
 
@@ -96,3 +100,64 @@ def test_rotations_take_their_choices_in_turn_and_every_pair_meets() -> None:
     }
     assert len(pairs) == len(operations) * len(kinds)
     assert [_iteration(i).rotate(range(4)) for i in (0, 5, 11)] == [0, 1, 3]
+
+
+class _RecordingContext:
+    """What run_on_device asks of a Context, recording the calls in order."""
+
+    def __init__(self, threads: int) -> None:
+        self.params = SimpleNamespace(device="cpu", seed=3, workers=threads, scale=1.0)
+        self.workload = SimpleNamespace(envelope=SimpleNamespace(gpu_memory=0))
+        self.memory_budget = 1 << 30
+        self.calls: list[tuple[str, Any]] = []
+
+    def use_device(self, used: str, **facts: Any) -> None:
+        self.calls.append(("device", used))
+
+    def note(self, key: str, value: object) -> None:
+        self.calls.append(("note", key))
+
+    def inconclusive(self, name: str, reason: str) -> None:
+        self.calls.append(("inconclusive", name))
+
+    def metric(self, name: str, value: float | None, unit: str) -> None:
+        self.calls.append(("metric", name))
+
+    def run_iterations(
+        self, fn: IterationFunction, *, processes: bool, rates: dict[str, Rate]
+    ) -> Totals:
+        self.calls.append(("run", processes))
+        for index in range(3):
+            fn(_iteration(index))
+        return Totals(iterations=3, workers=1, busy_seconds=1.0)
+
+
+def test_the_gpu_skeleton_runs_the_work_inline_then_reports_loss_and_device_use() -> None:
+    torch = pytest.importorskip("torch")
+    from workloads.gpu.device import DeviceWork, run_on_device
+
+    class Work(DeviceWork):
+        trains = True
+
+        def __call__(self, iteration: Iteration) -> IterationResult:
+            self.losses.append(1.0 / (iteration.index + 1))
+            self.observed_dtype = "float32"
+            return IterationResult(size=1)
+
+        def details(self) -> dict[str, object]:
+            return {"geometry": {"width": 8}}
+
+    ctx = _RecordingContext(torch.get_num_threads())
+    work = run_on_device(ctx, Work, rates={})  # type: ignore[arg-type]
+    assert isinstance(work, Work) and work.device.type == "cpu"
+    assert work.losses == [1.0, 0.5, 1 / 3]
+    assert ctx.calls == [
+        ("device", "cpu"),
+        ("note", "geometry"),
+        ("run", False),
+        ("inconclusive", "training loss decreased"),  # 3 steps: too few to judge
+        ("metric", "final_loss"),
+        ("note", "compute_dtype"),
+        ("note", "sizes"),
+        ("note", "oom_backoffs"),
+    ]

@@ -17,20 +17,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workloads.gpu.checks import report_training_loss
 from workloads.gpu.device import (
     ScheduledWork,
     SizeSchedule,
     autocast,
     image_layout,
     place_model,
-    record_device_use,
-    select_device,
+    run_on_device,
     synchronize,
 )
 from workloads.runtime.context import Context
 from workloads.runtime.iterations import Iteration, IterationResult
 from workloads.runtime.rates import Rate
+from workloads.runtime.record import Totals
 
 _CLASSES = 10
 _CYCLE = ("train",) * 8 + ("infer",) * 2  # what iterations do, in turn
@@ -101,6 +100,8 @@ def _model(geometry: Geometry) -> nn.Module:
 class Trainer(ScheduledWork[Geometry]):
     """The iteration function: keeps the model and optimizer across iterations (runs inline)."""
 
+    trains = True
+
     def __init__(self, ctx: Context, device: torch.device) -> None:
         super().__init__(ctx, device, cuda_geometry, cpu_geometry)
         self.schedule = SizeSchedule(ctx, device, *self.geometry.batch)
@@ -109,9 +110,7 @@ class Trainer(ScheduledWork[Geometry]):
         generator = torch.Generator().manual_seed(ctx.params.seed)
         side = self.geometry.image
         self.templates = torch.randn(_CLASSES, 3, side, side, generator=generator).to(device)
-        self.losses: list[float] = []
         self.accuracies: list[float] = []
-        self.observed_dtype = ""  # of the logits: bfloat16 under autocast on CUDA
 
     def _batch(self, iteration: Iteration, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         labels = torch.randint(
@@ -161,24 +160,21 @@ class Trainer(ScheduledWork[Geometry]):
         result.add("samples", size)
         return result
 
+    def details(self) -> dict[str, object]:
+        g = self.geometry
+        return {"geometry": {"image": g.image, "widths": g.widths, "batch_range": g.batch}}
+
+    def report(self, totals: Totals) -> None:
+        super().report(totals)  # the training loss
+        if self.accuracies:
+            self.ctx.metric("inference_accuracy", self.accuracies[-1], "fraction")
+
+
+RATES = {
+    "samples_per_s": Rate("samples", (), "samples/s"),
+    "estimated_tflops": Rate("flops", (), "TFLOP/s", 1e12),
+}
+
 
 def run(ctx: Context) -> None:
-    device = select_device(ctx)
-    trainer = Trainer(ctx, device)
-    ctx.note(
-        "geometry",
-        {
-            "image": trainer.geometry.image,
-            "widths": trainer.geometry.widths,
-            "batch_range": trainer.geometry.batch,
-        },
-    )
-    rates = {
-        "samples_per_s": Rate("samples", (), "samples/s"),
-        "estimated_tflops": Rate("flops", (), "TFLOP/s", 1e12),
-    }
-    ctx.run_iterations(trainer, processes=False, rates=rates)
-    report_training_loss(ctx, trainer.losses)
-    if trainer.accuracies:
-        ctx.metric("inference_accuracy", trainer.accuracies[-1], "fraction")
-    record_device_use(ctx, device, trainer.observed_dtype, {"batch": trainer.schedule})
+    run_on_device(ctx, Trainer, rates=RATES)

@@ -30,8 +30,7 @@ from workloads.gpu.device import (
     image_layout,
     iteration_generator,
     place_model,
-    record_device_use,
-    select_device,
+    run_on_device,
     synchronize,
 )
 from workloads.runtime.context import Context
@@ -224,8 +223,7 @@ class ConvolutionWork(ScheduledWork[Geometry]):
         self.schedule = SizeSchedule(ctx, device, *self.geometry.batch)
         self.model = place_model(_pipeline(self.geometry.widths), device).eval()
         self.convolutions = _convolutions(self.model)
-        self.compute_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-        self.observed_dtype = ""
+        self.check_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
 
     def _images(self, generator: torch.Generator, count: int) -> torch.Tensor:
         """Smooth random fields: low-resolution noise upsampled, plus a little fine noise."""
@@ -262,9 +260,9 @@ class ConvolutionWork(ScheduledWork[Geometry]):
         # Inputs and parameters rounded to the compute precision: the reference then sums
         # exactly the products the device summed, and only the summation may differ.
         x = torch.randn(shape, generator=generator, device=self.device)
-        x = x.to(self.compute_dtype).float()
-        weight = layer.weight.detach().to(self.compute_dtype)
-        bias = None if layer.bias is None else layer.bias.detach().to(self.compute_dtype)
+        x = x.to(self.check_dtype).float()
+        weight = layer.weight.detach().to(self.check_dtype)
+        bias = None if layer.bias is None else layer.bias.detach().to(self.check_dtype)
         stride, padding = layer.stride[0], layer.padding[0]
         with torch.inference_mode(), autocast(self.device):
             output = layer(x)
@@ -274,7 +272,7 @@ class ConvolutionWork(ScheduledWork[Geometry]):
             reference = reference_conv2d(x, weight, bias, stride, padding)
         terms = layer.in_channels // layer.groups * layer.kernel_size[0] * layer.kernel_size[1]
         error = relative_error(output, reference)
-        tolerance = product_tolerance(self.device, self.compute_dtype, terms)
+        tolerance = product_tolerance(self.device, self.check_dtype, terms)
         kind = type(layer).__name__
         result.check(
             "a convolution equals a float64 reference on a small case",
@@ -283,23 +281,17 @@ class ConvolutionWork(ScheduledWork[Geometry]):
             f"tolerance {tolerance:.2e}",
         )
 
+    def details(self) -> dict[str, object]:
+        g = self.geometry
+        geometry = {"image": g.image, "widths": g.widths, "batch_range": g.batch}
+        return {"geometry": geometry | {"batches_per_iteration": g.passes}}
+
+
+RATES = {
+    "images_per_s": Rate("images", (), "images/s"),
+    "estimated_tflops": Rate("flops", (), "TFLOP/s", 1e12),
+}
+
 
 def run(ctx: Context) -> None:
-    device = select_device(ctx)
-    work = ConvolutionWork(ctx, device)
-    geometry = work.geometry
-    ctx.note(
-        "geometry",
-        {
-            "image": geometry.image,
-            "widths": geometry.widths,
-            "batch_range": geometry.batch,
-            "batches_per_iteration": geometry.passes,
-        },
-    )
-    rates = {
-        "images_per_s": Rate("images", (), "images/s"),
-        "estimated_tflops": Rate("flops", (), "TFLOP/s", 1e12),
-    }
-    ctx.run_iterations(work, processes=False, rates=rates)
-    record_device_use(ctx, device, work.observed_dtype, {"batch": work.schedule})
+    run_on_device(ctx, ConvolutionWork, rates=RATES)

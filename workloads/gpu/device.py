@@ -1,22 +1,26 @@
 """What every GPU workload shares (imported by GPU workloads only): choosing and preparing the
 torch device, the sizes and memory layout that suit it, bf16 autocast, the device-memory bound,
-the size schedule that rises and falls and backs off on out-of-memory errors (and the iteration
-function that steps through it), and peak memory and FLOP/s figures.
+the size schedule that rises and falls and backs off on out-of-memory errors, peak memory and
+FLOP/s figures, and the run itself: a workload's ``run(ctx)`` is
+``run_on_device(ctx, Work, rates=...)``, where ``Work`` is a ``DeviceWork`` (usually a
+``ScheduledWork``: one step per iteration at the size its schedule gives).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Generic, TypeVar
 
 import torch
 from torch import nn
 
+from workloads.gpu.checks import report_training_loss
 from workloads.runtime.context import Context
 from workloads.runtime.iterations import Iteration, IterationResult
 from workloads.runtime.nvml import nvml_probe
-from workloads.runtime.rates import timed
+from workloads.runtime.rates import Rate, timed
+from workloads.runtime.record import Totals
 
 T = TypeVar("T")
 Model = TypeVar("Model", bound=nn.Module)
@@ -218,12 +222,46 @@ class SizeSchedule:
         }
 
 
-class ScheduledWork(Generic[T]):
-    """An iteration function that runs inline on the device, with a ``geometry`` sized for it
-    (``device_geometry``): each iteration is one ``_step`` at the size the ``schedule`` the
-    subclass sets gives (backing off on out-of-memory errors)."""
+class DeviceWork:
+    """A GPU workload's iteration function, run inline on the device by ``run_on_device`` and
+    kept across iterations (a model, its optimizer). Its ``schedules`` are reported at the end
+    with ``compute_dtype()`` (by default ``observed_dtype``, set by the steps); when it
+    ``trains``, its ``losses`` are judged ("training loss decreased")."""
+
+    trains = False
+
+    def __init__(self, ctx: Context, device: torch.device) -> None:
+        self.ctx, self.device = ctx, device
+        self.losses: list[float] = []
+        self.observed_dtype = ""  # of the results, e.g. bfloat16 under autocast on CUDA
+
+    def __call__(self, iteration: Iteration) -> IterationResult:
+        raise NotImplementedError
+
+    @property
+    def schedules(self) -> dict[str, SizeSchedule]:
+        return {}
+
+    def details(self) -> dict[str, object]:
+        """Facts for the document's ``details``, noted before the first iteration."""
+        return {}
+
+    def report(self, totals: Totals) -> None:
+        """End-of-run metrics and checks: the training loss when the work trains."""
+        if self.trains:
+            report_training_loss(self.ctx, self.losses)
+
+    def compute_dtype(self) -> object:
+        return self.observed_dtype
+
+
+class ScheduledWork(DeviceWork, Generic[T]):
+    """Device work with a ``geometry`` sized for the device (``device_geometry``): each
+    iteration is one ``_step`` at the size the ``schedule`` the subclass sets gives (backing off
+    on out-of-memory errors), reported under ``schedule_name``."""
 
     schedule: SizeSchedule
+    schedule_name = "batch"
 
     def __init__(
         self,
@@ -232,14 +270,38 @@ class ScheduledWork(Generic[T]):
         cuda_geometry: Callable[[float, float], T],
         cpu_geometry: Callable[[float, float], T],
     ) -> None:
-        self.ctx, self.device = ctx, device
+        super().__init__(ctx, device)
         self.geometry = device_geometry(ctx, device, cuda_geometry, cpu_geometry)
+
+    @property
+    def schedules(self) -> dict[str, SizeSchedule]:
+        return {self.schedule_name: self.schedule}
 
     def __call__(self, iteration: Iteration) -> IterationResult:
         return self.schedule.run(iteration, lambda size: self._step(iteration, size))
 
     def _step(self, iteration: Iteration, size: int) -> IterationResult:
         raise NotImplementedError
+
+
+def run_on_device(
+    ctx: Context,
+    work: Callable[[Context, torch.device], DeviceWork],
+    *,
+    rates: Mapping[str, Rate],
+) -> DeviceWork:
+    """A GPU workload's ``run(ctx)``: select the device, build the ``work`` on it and note its
+    details, run the iterations inline (one model on one device), then report: the work's
+    figures (the training loss when it trains), and the device's use (the dtype it computed
+    in, the size schedules, peak memory)."""
+    device = select_device(ctx)
+    built = work(ctx, device)
+    for key, value in built.details().items():
+        ctx.note(key, value)
+    totals = ctx.run_iterations(built, processes=False, rates=rates)
+    built.report(totals)
+    record_device_use(ctx, device, built.compute_dtype(), built.schedules)
+    return built
 
 
 def release_cached_memory(device: torch.device) -> None:

@@ -21,14 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workloads.gpu.checks import report_training_loss, sample_bytes
+from workloads.gpu.checks import sample_bytes
 from workloads.gpu.device import (
     ScheduledWork,
     SizeSchedule,
     autocast,
     iteration_generator,
-    record_device_use,
-    select_device,
+    run_on_device,
     synchronize,
 )
 from workloads.gpu.synthetic import random_walk_tokens
@@ -129,6 +128,9 @@ def recurrent(layer: nn.RNNBase, inputs: torch.Tensor) -> torch.Tensor:
 class Trainer(ScheduledWork[Geometry]):
     """The iteration function: keeps the models and optimizer across iterations (runs inline)."""
 
+    trains = True
+    schedule_name = "sequence"
+
     def __init__(self, ctx: Context, device: torch.device) -> None:
         super().__init__(ctx, device, cuda_geometry, cpu_geometry)
         g = self.geometry
@@ -143,8 +145,6 @@ class Trainer(ScheduledWork[Geometry]):
             .eval()
         )
         self.gru = nn.GRU(g.embedding, g.hidden, 2, batch_first=True).to(device).eval()
-        self.losses: list[float] = []
-        self.head_dtype = ""
 
     def _step(self, iteration: Iteration, length: int) -> IterationResult:
         g = self.geometry
@@ -169,7 +169,7 @@ class Trainer(ScheduledWork[Geometry]):
         with autocast(self.device):
             logits = self.model(tokens[:, :-1])
             loss = F.cross_entropy(logits.flatten(0, 1).float(), tokens[:, 1:].flatten())
-        self.head_dtype = str(logits.dtype).removeprefix("torch.")
+        self.observed_dtype = str(logits.dtype).removeprefix("torch.")  # of the head
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -190,6 +190,16 @@ class Trainer(ScheduledWork[Geometry]):
         result.add("flops", tokens.numel() * _inference_flops(layer))
         result.add("inference_tokens", tokens.numel())
 
+    def details(self) -> dict[str, object]:
+        g = self.geometry
+        sizes = {"vocabulary": g.vocabulary, "embedding": g.embedding, "hidden": g.hidden}
+        shape = {"layers": g.layers, "batch": g.batch, "sequence_range": g.sequence}
+        return {"geometry": sizes | shape | {"parameters": g.parameters()}}
+
+    def compute_dtype(self) -> object:
+        recurrent = "float32 (TF32)" if self.device.type == "cuda" else "float32"
+        return {"recurrent": recurrent, "head": self.observed_dtype}
+
 
 def _inference_flops(layer: nn.RNNBase) -> float:
     """Forward FLOPs per token: every layer's and direction's gate products."""
@@ -203,28 +213,11 @@ def _inference_flops(layer: nn.RNNBase) -> float:
     return flops
 
 
+RATES = {
+    "tokens_per_s": Rate("tokens", (), "tokens/s"),
+    "estimated_tflops": Rate("flops", (), "TFLOP/s", 1e12),
+}
+
+
 def run(ctx: Context) -> None:
-    device = select_device(ctx)
-    trainer = Trainer(ctx, device)
-    g = trainer.geometry
-    ctx.note(
-        "geometry",
-        {
-            "vocabulary": g.vocabulary,
-            "embedding": g.embedding,
-            "hidden": g.hidden,
-            "layers": g.layers,
-            "batch": g.batch,
-            "sequence_range": g.sequence,
-            "parameters": g.parameters(),
-        },
-    )
-    rates = {
-        "tokens_per_s": Rate("tokens", (), "tokens/s"),
-        "estimated_tflops": Rate("flops", (), "TFLOP/s", 1e12),
-    }
-    ctx.run_iterations(trainer, processes=False, rates=rates)
-    report_training_loss(ctx, trainer.losses)
-    recurrent_dtype = "float32 (TF32)" if device.type == "cuda" else "float32"
-    compute_dtype = {"recurrent": recurrent_dtype, "head": trainer.head_dtype}
-    record_device_use(ctx, device, compute_dtype, {"sequence": trainer.schedule})
+    run_on_device(ctx, Trainer, rates=RATES)

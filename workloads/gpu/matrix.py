@@ -24,11 +24,11 @@ import torch
 
 from workloads.gpu.checks import product_tolerance, relative_error, sample_bytes
 from workloads.gpu.device import (
+    DeviceWork,
     SizeSchedule,
     device_geometry,
     iteration_generator,
-    record_device_use,
-    select_device,
+    run_on_device,
     synchronize,
     timed_on,
 )
@@ -160,17 +160,16 @@ def _block(rng: np.random.Generator, n: int) -> list[int]:
     return sorted(int(i) for i in rng.choice(n, size=min(_BLOCK, n), replace=False))
 
 
-class MatrixWork:
+class MatrixWork(DeviceWork):
     """The iteration function: one operation per iteration, run inline on the device."""
 
     def __init__(self, ctx: Context, device: torch.device) -> None:
-        self.ctx, self.device = ctx, device
+        super().__init__(ctx, device)
         self.plan = device_geometry(ctx, device, cuda_plan, cpu_plan)
-        self.schedules = {
+        self.by_operation = {
             name: SizeSchedule(ctx, device, r.low, r.high, multiple=r.multiple, what=f"{name} size")
             for name, r in self.plan.ranges.items()
         }
-        self.observed_dtype = ""  # of the products' results
         self.operations: dict[str, Callable[[Iteration, int, IterationResult], None]] = {
             "matmul": self._matmul,
             "bmm": self._bmm,
@@ -189,7 +188,14 @@ class MatrixWork:
             synchronize(self.device)
             return result
 
-        return self.schedules[operation].run(iteration, step)
+        return self.by_operation[operation].run(iteration, step)
+
+    @property
+    def schedules(self) -> dict[str, SizeSchedule]:
+        return self.by_operation
+
+    def details(self) -> dict[str, object]:
+        return {"bmm_side": self.plan.bmm_side}
 
     def _randn(
         self, generator: torch.Generator, *shape: int, dtype: torch.dtype | None = None
@@ -324,8 +330,4 @@ RATES = {
 
 
 def run(ctx: Context) -> None:
-    device = select_device(ctx)
-    work = MatrixWork(ctx, device)
-    ctx.note("bmm_side", work.plan.bmm_side)
-    ctx.run_iterations(work, processes=False, rates=RATES)
-    record_device_use(ctx, device, work.observed_dtype, work.schedules)
+    run_on_device(ctx, MatrixWork, rates=RATES)

@@ -26,26 +26,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workloads.gpu.checks import (
-    product_tolerance,
-    relative_error,
-    report_training_loss,
-    sample_bytes,
-)
+from workloads.gpu.checks import product_tolerance, relative_error, sample_bytes
 from workloads.gpu.device import (
     ScheduledWork,
     SizeSchedule,
     autocast,
     iteration_generator,
-    record_device_use,
     record_mfu,
-    select_device,
+    run_on_device,
     synchronize,
 )
 from workloads.gpu.synthetic import random_walk_tokens
 from workloads.runtime.context import Context
 from workloads.runtime.iterations import Iteration, IterationResult
 from workloads.runtime.rates import Rate, timed
+from workloads.runtime.record import Totals
 
 _CYCLE, _CROSS_ATTENTION = 10, 9  # the last iteration of every ten runs cross-attention
 _MASKED = 0.15
@@ -223,6 +218,9 @@ def attention_errors(
 class Trainer(ScheduledWork[Geometry]):
     """The iteration function: keeps the models and optimizer across iterations (runs inline)."""
 
+    trains = True
+    schedule_name = "sequence"
+
     def __init__(self, ctx: Context, device: torch.device) -> None:
         super().__init__(ctx, device, cuda_geometry, cpu_geometry)
         cuda = device.type == "cuda"
@@ -233,9 +231,7 @@ class Trainer(ScheduledWork[Geometry]):
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=g.learning_rate, weight_decay=0.01, fused=cuda
         )
-        self.compute_dtype = torch.bfloat16 if cuda else torch.float32
-        self.losses: list[float] = []
-        self.observed_dtype = ""
+        self.attention_dtype = torch.bfloat16 if cuda else torch.float32
 
     def _step(self, iteration: Iteration, length: int) -> IterationResult:
         g = self.geometry
@@ -291,13 +287,24 @@ class Trainer(ScheduledWork[Geometry]):
         per_token += 14 * queries.numel() + 2 * tokens.numel()
         result.add("flops", 2.0 * g.width**2 * per_token)
         result.add("inference_tokens", tokens.numel() + queries.numel())
-        for case, error in attention_errors(generator, self.device, self.compute_dtype).items():
-            tolerance = product_tolerance(self.device, self.compute_dtype, 40)
+        for case, error in attention_errors(generator, self.device, self.attention_dtype).items():
+            tolerance = product_tolerance(self.device, self.attention_dtype, 40)
             result.check(
                 f"fused attention equals a naive float64 reference ({case})",
                 error <= tolerance,
                 f"relative error {error:.2e}, tolerance {tolerance:.2e}",
             )
+
+    def details(self) -> dict[str, object]:
+        g = self.geometry
+        sizes = {"vocabulary": g.vocabulary, "width": g.width, "heads": g.heads}
+        shape = {"layers": g.layers, "batch": g.batch, "sequence_range": g.sequence}
+        return {"geometry": sizes | shape | {"parameters": g.parameters()}}
+
+    def report(self, totals: Totals) -> None:
+        model_flops = Rate("train_model_flops", ["train"], "FLOP/s").value(totals)
+        record_mfu(self.ctx, self.device, model_flops)
+        super().report(totals)  # the training loss
 
 
 RATES = {
@@ -309,23 +316,4 @@ RATES = {
 
 
 def run(ctx: Context) -> None:
-    device = select_device(ctx)
-    trainer = Trainer(ctx, device)
-    g = trainer.geometry
-    ctx.note(
-        "geometry",
-        {
-            "vocabulary": g.vocabulary,
-            "width": g.width,
-            "heads": g.heads,
-            "layers": g.layers,
-            "batch": g.batch,
-            "sequence_range": g.sequence,
-            "parameters": g.parameters(),
-        },
-    )
-    totals = ctx.run_iterations(trainer, processes=False, rates=RATES)
-    model_flops = Rate("train_model_flops", ["train"], "FLOP/s").value(totals)
-    record_mfu(ctx, device, model_flops)
-    report_training_loss(ctx, trainer.losses)
-    record_device_use(ctx, device, trainer.observed_dtype, {"sequence": trainer.schedule})
+    run_on_device(ctx, Trainer, rates=RATES)

@@ -30,13 +30,13 @@ from workloads.gpu.device import (
     image_layout,
     iteration_generator,
     place_model,
-    record_device_use,
-    select_device,
+    run_on_device,
     synchronize,
 )
 from workloads.runtime.context import Context
 from workloads.runtime.iterations import Iteration, IterationResult
 from workloads.runtime.rates import Rate
+from workloads.runtime.record import Totals
 
 _CYCLE, _SAMPLING, _RECONSTRUCTION = 10, 8, 9  # positions of the two inference iterations
 _TEMPLATES = 8
@@ -165,7 +165,6 @@ class Trainer(ScheduledWork[Geometry]):
         self.reconstruction_errors: list[float] = []  # per pixel, training steps
         self.kl: list[float] = []
         self.heldout_errors: list[float] = []
-        self.observed_dtype = ""
 
     def _templates(self, seed: int) -> torch.Tensor:
         """Smooth random fields, fixed by the seed: coarse noise upsampled."""
@@ -252,24 +251,26 @@ class Trainer(ScheduledWork[Geometry]):
         self.heldout_errors.append(error)
         result.check("held-out reconstructions are finite", math.isfinite(error), f"{error:.4g}")
 
+    def details(self) -> dict[str, object]:
+        g = self.geometry
+        images = {"image": g.image, "widths": g.widths, "latent": g.latent}
+        return {"geometry": images | {"batch_range": g.batch}}
+
+    def report(self, totals: Totals) -> None:
+        errors, ctx = self.reconstruction_errors, self.ctx
+        check_decreased(ctx, "reconstruction error decreased", errors)
+        if errors:
+            ctx.metric("final_reconstruction_mse", errors[-1], "per pixel")
+            ctx.metric("final_kl", self.kl[-1], "nats")
+        if self.heldout_errors:
+            ctx.metric("heldout_reconstruction_mse", self.heldout_errors[-1], "per pixel")
+
+
+RATES = {
+    "samples_per_s": Rate("samples", (), "samples/s"),
+    "estimated_tflops": Rate("flops", (), "TFLOP/s", 1e12),
+}
+
 
 def run(ctx: Context) -> None:
-    device = select_device(ctx)
-    trainer = Trainer(ctx, device)
-    g = trainer.geometry
-    ctx.note(
-        "geometry",
-        {"image": g.image, "widths": g.widths, "latent": g.latent, "batch_range": g.batch},
-    )
-    rates = {
-        "samples_per_s": Rate("samples", (), "samples/s"),
-        "estimated_tflops": Rate("flops", (), "TFLOP/s", 1e12),
-    }
-    ctx.run_iterations(trainer, processes=False, rates=rates)
-    check_decreased(ctx, "reconstruction error decreased", trainer.reconstruction_errors)
-    if trainer.reconstruction_errors:
-        ctx.metric("final_reconstruction_mse", trainer.reconstruction_errors[-1], "per pixel")
-        ctx.metric("final_kl", trainer.kl[-1], "nats")
-    if trainer.heldout_errors:
-        ctx.metric("heldout_reconstruction_mse", trainer.heldout_errors[-1], "per pixel")
-    record_device_use(ctx, device, trainer.observed_dtype, {"batch": trainer.schedule})
+    run_on_device(ctx, Trainer, rates=RATES)
