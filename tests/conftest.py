@@ -249,5 +249,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             raise pytest.UsageError(f"{item.nodeid}: mark it unit, contract or system")
 
 
-# The images built and pushed once per session, for every module's engine tests.
-from tests.engine import pushed_images  # noqa: E402, F401
+# The images built and pushed once per session, and a one-node swarm per module, for every
+# module's engine tests.
+from tests.engine import one_node_swarm, pushed_images  # noqa: E402, F401

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +106,45 @@ def pushed_images() -> str:
     completed = push_with_bake(*platforms, env=bake_environment())
     assert completed.returncode == 0, completed.stderr[-4000:]
     return f"{REGISTRY}/{NAMESPACE}"
+
+
+# -- what a replay leaves on the engine, and a swarm to replay on ------------------------------
+REPLAY_LABEL_FILTER = "label=org.cloudai.replay"
+
+
+def swarm_state() -> str:
+    return subprocess.run(
+        ["docker", "info", "--format", "{{.Swarm.LocalNodeState}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+
+
+def leftovers() -> list[str]:
+    """Containers and services any replay made that are still on the engine."""
+    containers = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", REPLAY_LABEL_FILTER],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    services = []
+    if swarm_state() == "active":
+        services = subprocess.run(
+            ["docker", "service", "ls", "-q", "--filter", REPLAY_LABEL_FILTER],
+            capture_output=True, text=True, check=True,
+        ).stdout.split()  # fmt: skip
+    return containers + services
+
+
+@pytest.fixture(scope="module")
+def one_node_swarm() -> Iterator[None]:
+    """A one-node swarm on the test engine, left afterwards if this fixture made it."""
+    made = swarm_state() != "active"
+    if made:
+        subprocess.run(
+            ["docker", "swarm", "init", "--advertise-addr", "127.0.0.1"],
+            capture_output=True, check=True,
+        )  # fmt: skip
+    yield
+    if made:
+        subprocess.run(["docker", "swarm", "leave", "--force"], capture_output=True, check=False)

@@ -3,6 +3,7 @@ hand here; thresholds, baselines and bad input."""
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 from pathlib import Path
@@ -11,8 +12,16 @@ from typing import Any
 import jsonschema
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import only_document, run_cli
 from workloads.analysis import SUMMARY_SCHEMA_PATH, analyze_folder
+from workloads.runfolder import (
+    EngineRecord,
+    Node,
+    ReplayRecord,
+    TraceFile,
+    TraceSource,
+    TraceTask,
+)
 
 pytestmark = pytest.mark.contract
 
@@ -54,43 +63,63 @@ DOCUMENTS = {
 }
 
 
-def _document(task_id: int, started: str) -> dict[str, Any]:
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A real results document (a run that sets up and stops), the shape every task's takes."""
+    folder = tmp_path_factory.mktemp("template")
+    completed = run_cli("run", "cpu-1", "--iterations", "0", "--results-dir", str(folder))
+    assert completed.returncode == 0, completed.stderr
+    return only_document(folder)
+
+
+def _document(template: dict[str, Any], task_id: int, started: str) -> dict[str, Any]:
     quota, cpuset, memory, cpu_seconds = DOCUMENTS[task_id]
-    return {
-        "workload": {"id": TASKS[task_id][0]},
-        "status": "completed" if task_id != 2 else "failed",
-        "stop_reason": "duration" if task_id != 2 else "verification",
-        "started_at": started,
-        "verification": {"passed": task_id != 2},
-        "metrics": {"primary": {"name": "rate", "value": 10.0 + task_id, "unit": "x/s"}},
-        "resources": {
-            "cpu_seconds": cpu_seconds,
-            "average_cores": 1.5,
-            "peak_memory_bytes": 100 << 20,
-        },
-        "limits": {"cpu_quota": quota, "cpuset": cpuset, "memory_limit": memory, "host_cpus": 2},
-        "timeseries": {"samples": [{"t": 1.0, "cpu_cores": 1.5}, {"t": 2.0, "cpu_cores": 1.0}]},
-    }
-
-
-def make_run(folder: Path, events: list[tuple[float, int, str, dict[str, Any]]] = EVENTS) -> Path:
-    folder.mkdir(parents=True)
-    trace = [
-        {
-            "task_id": task_id,
-            "task_name": workload,
-            "category": category,
-            "task_type": "cpu-heavy",
-            "cpu_request": cpu,
-            "memory_request_gib": memory,
-            "gpu_request": 0,
-            "submit_time": float(task_id),
-        }
-        for task_id, (workload, category, cpu, memory) in TASKS.items()
+    document = copy.deepcopy(template)
+    document["workload"]["id"] = TASKS[task_id][0]
+    document["status"] = "completed" if task_id != 2 else "failed"
+    document["stop_reason"] = "duration" if task_id != 2 else "verification"
+    document["started_at"] = started
+    document["verification"]["passed"] = task_id != 2
+    document["metrics"]["primary"] = {"name": "rate", "value": 10.0 + task_id, "unit": "x/s"}
+    document["resources"].update(
+        cpu_seconds=cpu_seconds, average_cores=1.5, peak_memory_bytes=100 << 20
+    )
+    document["limits"].update(cpu_quota=quota, cpuset=cpuset, memory_limit=memory, host_cpus=2)
+    sample = document["timeseries"]["samples"][0]
+    document["timeseries"]["samples"] = [
+        sample | {"t": 1.0, "cpu_cores": 1.5},
+        sample | {"t": 2.0, "cpu_cores": 1.0},
     ]
-    (folder / "trace.json").write_text(json.dumps({"meta": {}, "tasks": trace}))
-    replay = {"schema_version": 1, "start_time": START, "nodes": [{"id": "n1", "cpus": 2.0}]}
-    (folder / "replay.json").write_text(json.dumps(replay))
+    return document
+
+
+def _trace_task(task_id: int) -> TraceTask:
+    workload, category, cpu, memory = TASKS[task_id]
+    return TraceTask(
+        submit_time=float(task_id), task_id=task_id, task_name=workload, category=category,
+        task_type="cpu-heavy", image=f"localhost:5000/cloudai/{workload}", command="python x.py",
+        cpu_request=cpu, memory_request_gib=memory, disk_request_gib=0, gpu_request=0,
+        duration_seconds=10, seed=task_id,
+    )  # fmt: skip
+
+
+def make_run(
+    folder: Path,
+    template: dict[str, Any],
+    events: list[tuple[float, int, str, dict[str, Any]]] = EVENTS,
+) -> Path:
+    """A run folder as a replay writes it, with the times and documents above."""
+    folder.mkdir(parents=True)
+    trace = TraceFile(tasks=[_trace_task(task_id) for task_id in TASKS])
+    (folder / "trace.json").write_text(trace.to_json())
+    record = ReplayRecord(
+        schema_version=2, replay_id="test", tool="test", command=["replay"],
+        trace=TraceSource(path="trace.json", sha256="0" * 64, tasks=len(TASKS), meta={}),
+        engine=EngineRecord(name="test", version="1", api_version="1"),
+        nodes=[Node(id="n1", name="n1", cpus=2.0, memory=8 * GIB)], speed=1.0,
+        grace_seconds=10.0, outcome="completed", start_time=START,
+    )  # fmt: skip
+    record.write(folder)
     lines = [
         json.dumps({"time": time, "t": time - START, "task_id": task, "event": kind, **extra})
         for time, task, kind, extra in events
@@ -101,14 +130,14 @@ def make_run(folder: Path, events: list[tuple[float, int, str, dict[str, Any]]] 
         tasks.mkdir(parents=True)
         started = "1970-01-01T00:16:45.000Z"  # 1005.0
         name = f"{TASKS[task_id][0]}_run.json"
-        (tasks / name).write_text(json.dumps(_document(task_id, started)))
+        (tasks / name).write_text(json.dumps(_document(template, task_id, started)))
     (folder / "tasks" / "3").mkdir()
     return folder
 
 
 @pytest.fixture
-def run(tmp_path: Path) -> Path:
-    return make_run(tmp_path / "run")
+def run(tmp_path: Path, template: dict[str, Any]) -> Path:
+    return make_run(tmp_path / "run", template)
 
 
 def test_exact_times_per_task(run: Path) -> None:
@@ -220,12 +249,15 @@ def test_a_bad_thresholds_file_is_one_line_and_exit_2(
     assert not (run / "summary.json").exists()
 
 
-def test_baseline_prints_both_runs_side_by_side(run: Path, tmp_path: Path) -> None:
+def test_baseline_prints_both_runs_side_by_side(
+    run: Path, tmp_path: Path, template: dict[str, Any]
+) -> None:
     faster = [(t - 20.0 if kind == "START" and task == 3 else t, task, kind, extra)
               for t, task, kind, extra in EVENTS]  # fmt: skip
-    baseline = make_run(tmp_path / "baseline", faster)
+    baseline = make_run(tmp_path / "baseline", template, faster)
     completed = run_cli("analyze", str(run), "--baseline", str(baseline))
     assert completed.returncode == 0, completed.stderr
+    assert "different traces" not in completed.stderr
     line = next(line for line in completed.stdout.splitlines() if line.startswith("wait_max_s "))
     _, old, new, change, relative = line.split()
     assert float(old) == pytest.approx(1020.40 - 1002.01, abs=1e-3)  # task 3 waited less
@@ -246,3 +278,15 @@ def test_a_damaged_event_log_is_one_clear_line(run: Path, damage: str) -> None:
     assert completed.returncode == 2
     assert completed.stderr.count("\n") == 1
     assert "events.jsonl" in completed.stderr
+
+
+def test_a_baseline_of_another_trace_is_compared_with_a_warning(
+    run: Path, tmp_path: Path, template: dict[str, Any]
+) -> None:
+    baseline = make_run(tmp_path / "baseline", template)
+    record = json.loads((baseline / "replay.json").read_text())
+    record["trace"]["sha256"] = "1" * 64
+    (baseline / "replay.json").write_text(json.dumps(record))
+    completed = run_cli("analyze", str(run), "--baseline", str(baseline))
+    assert completed.returncode == 0, completed.stderr
+    assert "replayed different traces" in completed.stderr

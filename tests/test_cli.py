@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -174,3 +177,39 @@ def test_a_reader_that_goes_away_is_not_an_error(command: list[str], tmp_path: P
     assert "Traceback" not in process.stderr.read()
     if extra:
         assert len(list(tmp_path.glob("*.json"))) == 1
+
+
+def test_list_imports_neither_the_exporter_nor_the_pictures_nor_the_engines() -> None:
+    """A light command stays light: what other commands need is imported in their main."""
+    probe = (
+        "import sys, runpy; sys.argv = ['workloads', 'list']\n"
+        "try:\n    runpy.run_module('workloads', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "heavy = ('prometheus_client', 'matplotlib', 'docker', 'torch')\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & set(heavy)), file=sys.stderr)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert completed.stderr.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("command", ["list", "describe", "tasks", "trace"])
+def test_json_is_a_format_everywhere_and_json_its_alias(command: str) -> None:
+    args = [command, *(["cpu-3"] if command == "describe" else [])]
+    if command == "trace":
+        args += ["--tasks", "2"]
+    by_format = run_cli(*args, "--format", "json")
+    assert by_format.returncode == 0, by_format.stderr
+    assert run_cli(*args, "--json").stdout == by_format.stdout
+
+
+def test_a_missing_extra_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    blocker = tmp_path / "matplotlib.py"
+    blocker.write_text("raise ModuleNotFoundError('no', name='matplotlib')\n")
+    completed = run_cli(
+        "report", str(tmp_path), env={"PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
+    )
+    assert completed.returncode == 2
+    assert completed.stderr.count("\n") == 1
+    assert "install the 'report' extra" in completed.stderr

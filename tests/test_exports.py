@@ -19,7 +19,8 @@ from tests.conftest import ROOT, TINY, run_cli
 from workloads.exports import Images, kubernetes_jobs, task_specs
 from workloads.manifest import load_manifest
 from workloads.report import ReportError, build_report
-from workloads.trace import FIELDS, generate, parse_mix
+from workloads.runfolder import TRACE_FIELDS as FIELDS
+from workloads.trace import generate, parse_mix
 
 pytestmark = pytest.mark.contract
 
@@ -30,15 +31,18 @@ PNG = b"\x89PNG\r\n\x1a\n"
 # -- report -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def run_documents(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Real documents: a CPU and an IO workload, sampled often enough to draw."""
+    """Real documents: a CPU and an IO workload, sampled often enough to draw. Bound by
+    iterations, not by a short duration that a busy host's start-up may spend."""
     folder = tmp_path_factory.mktemp("runs")
     for workload, profile in (("cpu-1", "wave"), ("io-1", "steady")):
         completed = run_cli(
             "run",
             workload,
             *TINY,
+            "--iterations",
+            "12",
             "--duration",
-            "1.5",
+            "60",
             "--profile",
             profile,
             "--sample-interval",

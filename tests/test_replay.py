@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +18,14 @@ import jsonschema
 import pytest
 
 from tests.conftest import ROOT, run_cli, wait_for
-from tests.engine import BASE_IMAGE, NAMESPACE, REGISTRY
+from tests.engine import BASE_IMAGE, NAMESPACE, REGISTRY, leftovers, swarm_state
 from workloads.analysis import SUMMARY_SCHEMA_PATH
-from workloads.replay.engine import EngineInfo, Node, ReplayTask, connect
-from workloads.replay.records import Event
+from workloads.replay.engine import EngineInfo, EngineSettings, ReplayTask
+from workloads.replay.plugins import load
 from workloads.replay.runner import Replayer
-from workloads.trace import TraceTask
+from workloads.runfolder import Event, Node, TraceTask
 
 pytestmark = pytest.mark.contract
-
-REPLAY_LABEL_FILTER = "label=org.cloudai.replay"
 
 
 # -- pacing, with an engine that answers slowly ---------------------------------------------------
@@ -40,14 +37,14 @@ class SlowEngine:
         self.emit: Any = None
 
     def describe(self) -> EngineInfo:
-        return EngineInfo("slow", "1", "1", [Node("n", "n", 2.0, 1 << 30, 0)])
+        return EngineInfo("slow", "1", "1", [Node(id="n", name="n", cpus=2.0, memory=1 << 30)])
 
     def check(self, tasks: list[ReplayTask]) -> None: ...
 
     def submit(self, task: ReplayTask) -> None:
         time.sleep(self.delay)
         for kind in ("SUBMIT", "START", "FINISH"):
-            self.emit(Event(time.time(), task.task_id, kind))
+            self.emit(Event(time=time.time(), task_id=task.task_id, event=kind))
 
     def watch(self, emit: Any, done: threading.Event) -> None:
         self.emit = emit
@@ -59,8 +56,10 @@ class SlowEngine:
 
 def _trace_task(task_id: int, submit: float) -> TraceTask:
     return TraceTask(
-        submit, task_id, "cpu-1", "cpu", "cpu-heavy", "i", "c", 1.0, 1.0, 0.0, 0, 1.0, 1
-    )
+        submit_time=submit, task_id=task_id, task_name="cpu-1", category="cpu",
+        task_type="cpu-heavy", image="i", command="c", cpu_request=1.0, memory_request_gib=1.0,
+        disk_request_gib=0.0, gpu_request=0, duration_seconds=1.0, seed=1,
+    )  # fmt: skip
 
 
 def _replay_task(task_id: int, folder: Path) -> ReplayTask:
@@ -146,30 +145,6 @@ def _engine_up() -> bool:
 needs_engine = pytest.mark.skipif(not _engine_up(), reason="no Docker engine (scripts/docker-up)")
 
 
-def _swarm_state() -> str:
-    return subprocess.run(
-        ["docker", "info", "--format", "{{.Swarm.LocalNodeState}}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-
-
-def _leftovers() -> list[str]:
-    """Containers and services any replay made that are still on the engine."""
-    containers = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", REPLAY_LABEL_FILTER],
-        capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
-    services = []
-    if _swarm_state() == "active":
-        services = subprocess.run(
-            ["docker", "service", "ls", "-q", "--filter", REPLAY_LABEL_FILTER],
-            capture_output=True, text=True, check=True,
-        ).stdout.split()  # fmt: skip
-    return containers + services
-
-
 @pytest.mark.docker
 @needs_engine
 def test_an_existing_folder_or_a_missing_image_is_refused(
@@ -185,13 +160,13 @@ def test_an_existing_folder_or_a_missing_image_is_refused(
     missing = _replay(str(trace), "--output", str(output), "--namespace", "no-such-namespace")
     _assert_refused(missing, "is neither on this engine nor in its registry", output)
     assert not output.exists()
-    assert _leftovers() == []
+    assert leftovers() == []
 
 
 @pytest.mark.docker
 @needs_engine
 def test_not_a_swarm_manager_is_refused(tmp_path: Path) -> None:
-    if _swarm_state() == "active":
+    if swarm_state() == "active":
         pytest.skip("this engine is in a swarm already")
     output = tmp_path / "run"
     completed = _replay(str(_trace_file(tmp_path)), "--engine", "swarm", "--output", str(output))
@@ -199,20 +174,6 @@ def test_not_a_swarm_manager_is_refused(tmp_path: Path) -> None:
 
 
 # -- real replays ----------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def one_node_swarm() -> Iterator[None]:
-    """A one-node swarm on the test engine, left afterwards if this fixture made it."""
-    made = _swarm_state() != "active"
-    if made:
-        subprocess.run(
-            ["docker", "swarm", "init", "--advertise-addr", "127.0.0.1"],
-            capture_output=True, check=True,
-        )  # fmt: skip
-    yield
-    if made:
-        subprocess.run(["docker", "swarm", "leave", "--force"], capture_output=True, check=False)
-
-
 def _events(run: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
 
@@ -251,7 +212,7 @@ def _replay_and_analyze(
     trace, run = _trace_file(tmp_path), tmp_path / "run"
     completed = _replay(str(trace), "--engine", engine, "--output", str(run), *extra, env=env)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    assert _leftovers() == []
+    assert leftovers() == []
     analyzed = run_cli("analyze", str(run))
     assert analyzed.returncode == 0, analyzed.stderr
     summary = json.loads((run / "summary.json").read_text())
@@ -335,7 +296,7 @@ def test_sigterm_stops_the_tasks_with_the_grace_and_leaves_nothing(
         assert json.loads(document.read_text())["status"] == "terminated"
     ended = {e["task_id"]: e["event"] for e in _events(run) if e["event"] in ("KILL", "FINISH")}
     assert set(ended.values()) == {"KILL"}
-    assert _leftovers() == []
+    assert leftovers() == []
 
 
 # PID 1 of a container that has no handler yet (a workload's first moments) never sees a
@@ -351,9 +312,9 @@ DEAF_AT_FIRST = (
 @needs_engine
 def test_a_stop_is_sent_again_until_the_task_hears_it(tmp_path: Path) -> None:
     replay_id = f"deaf-{tmp_path.name[-12:]}"
-    engine = connect("docker", replay_id, grace=4)
+    engine = load("docker").connect(EngineSettings(replay_id, grace=4))
     task = ReplayTask(0, f"cloudai-replay-{replay_id}-0", BASE_IMAGE, DEAF_AT_FIRST,
-                      cpus=0.5, memory_bytes=128 * 2**20, gpus=0, output=tmp_path)  # fmt: skip
+                      cpus=0.5, memory=128 * 2**20, gpus=0, output=tmp_path)  # fmt: skip
     try:
         engine.check([task])  # as a replay does first: pulls the image on a new machine
         engine.submit(task)
@@ -362,7 +323,7 @@ def test_a_stop_is_sent_again_until_the_task_hears_it(tmp_path: Path) -> None:
         assert state["ExitCode"] == 143  # heard within the grace; 137 would be its SIGKILL
     finally:
         engine.cleanup()
-    assert _leftovers() == []
+    assert leftovers() == []
 
 
 NODES = ROOT / "scripts" / "swarm-nodes"

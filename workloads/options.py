@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,7 +117,8 @@ class Option:
     name: str  # the params key: results_dir
     metavar: str
     parse: Callable[[str], Any]
-    help: str
+    help: str  # what it does, in Markdown (README's table); --help shows it as plain text
+    default: str  # what applies without it, in Markdown
 
     @property
     def flag(self) -> str:
@@ -126,90 +128,133 @@ class Option:
     def variable(self) -> str:
         return ENV_PREFIX + self.name.upper()
 
+    @property
+    def cli_help(self) -> str:
+        """``help`` and ``default`` as --help shows them: plain text, then the variable."""
+        text = _plain(f"{self.help} (default: {self.default}) [{self.variable}]")
+        return text.replace("%", "%%")  # argparse formats help with %
+
+
+def _plain(markdown: str) -> str:
+    """Markdown of a table cell as plain text: no backticks, links as their text."""
+    return re.sub(r"\[([^]]+)\]\([^)]+\)", r"\1", markdown).replace("`", "")
+
 
 OPTIONS: tuple[Option, ...] = (
     Option(
         "duration",
         "SECONDS",
         positive_float,
-        "run exactly this long (default: drawn from the workload's range with the seed)",
+        "run exactly this long, counted from the process start",
+        "drawn from the manifest range with the seed",
     ),
     Option(
         "iterations",
         "N",
         count,
-        "stop after N iterations (0: set up, verify nothing, write the document); with "
-        "--duration, the first limit reached wins",
+        "stop after N iterations; with a duration, the first limit reached wins and "
+        "`stop_reason` says which; 0 sets up, runs nothing and writes the document",
+        "none",
     ),
     Option(
         "scale",
         "FACTOR",
         positive_float,
-        "problem-size factor: 1 is full size, 0.01 a smoke test (default 1)",
+        "problem-size factor (0.01 for smoke tests)",
+        "1",
     ),
-    Option("seed", "N", seed, "random seed; recorded in the results (default: random)"),
+    Option(
+        "seed",
+        "N",
+        seed,
+        "same seed → same problem sizes, same verification digest",
+        "random, recorded",
+    ),
     Option(
         "workers",
         "N",
         positive_int,
-        "parallel workers (default: usable CPUs from the cgroup quota and affinity, "
-        "capped by the envelope)",
+        "parallel workers (processes for CPU work)",
+        "usable CPUs, capped by the envelope",
     ),
     Option(
         "memory",
         "SIZE",
         size,
-        "memory budget for the workload's data, e.g. 512m or 2g (default: the envelope, "
-        "with headroom under the memory limit)",
+        "memory budget for the workload's data (`512m`, `2g`)",
+        "envelope, with headroom under the limit",
     ),
     Option(
         "profile",
         "SHAPE",
         choice(PROFILES),
-        "load shape over the run: steady, ramp, wave or bursty (default steady)",
+        "load shape: `steady`, `ramp`, `wave`, `bursty` (seeded)",
+        "steady",
     ),
-    Option("intensity", "PERCENT", percent, "peak busy fraction of each worker (default 100)"),
-    Option("device", "DEVICE", choice(DEVICES), "auto, cpu or cuda (default auto)"),
+    Option(
+        "intensity",
+        "PERCENT",
+        percent,
+        "peak busy fraction of each worker",
+        "100",
+    ),
+    Option(
+        "device",
+        "DEVICE",
+        choice(DEVICES),
+        "`auto`, `cpu` or `cuda` (GPU workloads)",
+        "auto",
+    ),
     Option(
         "results_dir",
         "PATH",
         path,
-        "folder for the results document (default: /results or /output if mounted, "
-        "else /results if writable, else ./results)",
+        "folder for the results document (more below)",
+        "`/results` or `/output` if mounted, else `./results`",
     ),
     Option(
         "work_dir",
         "PATH",
         path,
-        "folder for scratch data (default: a hidden folder inside the results folder, on "
-        "its filesystem); removed at the end",
+        "where the run's hidden scratch folder goes (IO workloads)",
+        "the results folder",
     ),
     Option(
         "disk",
         "SIZE",
         size,
-        "disk budget for scratch data, e.g. 1g (default: the envelope's disk, at most half "
-        "the free space)",
+        "disk budget for scratch data (`1g`); at most 90 % of the free space",
+        "envelope, at most half the free space",
     ),
-    Option("sample_interval", "SECONDS", interval, "seconds between resource samples (default 1)"),
+    Option(
+        "sample_interval",
+        "SECONDS",
+        interval,
+        "seconds between resource samples",
+        "1",
+    ),
     Option(
         "progress",
         "MODE",
         choice(PROGRESS_MODES),
-        "auto (a bar on a terminal, else lines), bar, lines (one every 10 s) or off "
-        "(default auto; the images set lines)",
+        "`auto`: a bar on a terminal, else lines; `bar`; `lines`: a plain line every 10 s; "
+        "`off`: no progress, only the start line, the outcome and the results path",
+        "auto (`lines` in the images)",
     ),
     Option(
         "metrics_port",
         "PORT",
         port,
-        "serve what the run is doing as OpenMetrics on this port (/metrics) while it runs",
+        "serve the run's metrics as OpenMetrics on this port while it runs "
+        "([live metrics](docs/running.md#live-metrics-ground-truth-for-monitoring))",
+        "none",
     ),
     Option(
         "metrics_textfile",
         "PATH",
         path,
         "write the same metrics to this file at every sample (node_exporter's textfile collector)",
+        "none",
     ),
 )
 

@@ -9,22 +9,16 @@ peak resources against the envelope and verification.
 from __future__ import annotations
 
 import html
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import matplotlib
+from pydantic import ValidationError
 
-matplotlib.use("Agg")  # files only: no display needed, none assumed
+from workloads.plots import Axes, html_page, legend_outside, plt
+from workloads.runtime.document import RunDocument
+from workloads.sizes import GIB, MIB
 
-import matplotlib.pyplot as plt
-from matplotlib.axes import Axes
-
-from workloads.runtime.results import primary_metric_text, verification_text
-
-MIB, GIB = float(1 << 20), float(1 << 30)
 ENVELOPE, LIMIT, TARGET = "#d62728", "#7f7f7f", "#2ca02c"
 
 
@@ -35,28 +29,22 @@ class ReportError(Exception):
 @dataclass(frozen=True)
 class Run:
     path: Path
-    document: dict[str, Any]
+    document: RunDocument
 
     @property
     def stem(self) -> str:
         return self.path.stem
 
     def series(self, key: str, scale: float = 1.0) -> tuple[list[float], list[float | None]]:
-        samples = self.document["timeseries"]["samples"]
-        times = [sample["t"] for sample in samples]
-        values = [None if sample.get(key) is None else sample[key] / scale for sample in samples]
-        return times, values
-
-    @property
-    def peak_cores(self) -> float:
-        cores = [s["cpu_cores"] for s in self.document["timeseries"]["samples"]]
-        return max(cores, default=self.document["resources"]["average_cores"])
+        samples = self.document.timeseries.samples
+        values = [getattr(sample, key) for sample in samples]
+        return [sample.t for sample in samples], [
+            None if value is None else value / scale for value in values
+        ]
 
     @property
     def uses_gpu(self) -> bool:
-        return any(
-            s.get("gpu_util_pct") is not None for s in self.document["timeseries"]["samples"]
-        )
+        return any(sample.gpu_util_pct is not None for sample in self.document.timeseries.samples)
 
 
 def load_runs(inputs: list[Path]) -> list[Run]:
@@ -67,36 +55,16 @@ def load_runs(inputs: list[Path]) -> list[Run]:
     runs = []
     for path in paths:
         try:
-            document = json.loads(path.read_text())
-            document["timeseries"]["samples"]
-            document["workload"]["id"]
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            print(f"report: skipped {path}: not a run document ({err})", file=sys.stderr)
-            continue
-        runs.append(Run(path, document))
+            runs.append(Run(path, RunDocument.model_validate_json(path.read_bytes())))
+        except (OSError, ValidationError) as err:
+            reason = err.strerror if isinstance(err, OSError) else f"{err.error_count()} error(s)"
+            print(f"report: skipped {path}: not a run document ({reason})", file=sys.stderr)
     if not runs:
         raise ReportError(f"no run documents in {', '.join(map(str, inputs))}")
-    return sorted(runs, key=lambda run: run.document["started_at"])
+    return sorted(runs, key=lambda run: run.document.started_at)
 
 
 # -- one run --------------------------------------------------------------------------------
-def legend_outside(axes: Axes, *others: Axes) -> None:
-    """One legend per panel, outside it on the right, where it hides no data."""
-    handles, labels = axes.get_legend_handles_labels()
-    for other in others:
-        more_handles, more_labels = other.get_legend_handles_labels()
-        handles, labels = handles + more_handles, labels + more_labels
-    axes.legend(
-        handles,
-        labels,
-        loc="upper left",
-        bbox_to_anchor=(1.02, 1.0),
-        fontsize=8,
-        borderaxespad=0,
-        frameon=False,
-    )
-
-
 def _line(axes: Axes, y: float | None, color: str, label: str, style: str = "--") -> None:
     if y is not None:
         axes.axhline(y, color=color, linestyle=style, linewidth=1.2, label=label)
@@ -106,7 +74,7 @@ def _cpu_panel(axes: Axes, run: Run) -> None:
     document = run.document
     times, cores = run.series("cpu_cores")
     axes.plot(times, cores, color="#1f77b4", linewidth=1.6, label="cores used")
-    workers = document["load"]["workers"]
+    workers = document.load.workers
     _, target = run.series("target_intensity_pct", 100.0 / workers)
     axes.step(
         times,
@@ -115,10 +83,10 @@ def _cpu_panel(axes: Axes, run: Run) -> None:
         color=TARGET,
         linewidth=1,
         alpha=0.8,
-        label=f"load shape ({document['params']['profile']}) x {workers} workers",
+        label=f"load shape ({document.params.profile}) x {workers} workers",
     )
-    _line(axes, document["workload"]["envelope"]["cpus"], ENVELOPE, "envelope")
-    _line(axes, document["limits"]["cpu_quota"], LIMIT, "CPU quota", ":")
+    _line(axes, document.workload.envelope.cpus, ENVELOPE, "envelope")
+    _line(axes, document.limits.cpu_quota, LIMIT, "CPU quota", ":")
     axes.set_ylabel("CPU cores")
     axes.set_ylim(bottom=0)
     legend_outside(axes)
@@ -128,9 +96,9 @@ def _memory_panel(axes: Axes, run: Run) -> None:
     document = run.document
     times, rss = run.series("rss_bytes", MIB)
     axes.plot(times, rss, color="#9467bd", linewidth=1.6, label="resident (process tree)")
-    _line(axes, document["workload"]["envelope"]["memory"] / MIB, ENVELOPE, "envelope")
-    _line(axes, document["params"]["memory_budget"] / MIB, TARGET, "data budget", ":")
-    limit = document["limits"]["memory_limit"]
+    _line(axes, document.workload.envelope.memory / MIB, ENVELOPE, "envelope")
+    _line(axes, document.params.memory_budget / MIB, TARGET, "data budget", ":")
+    limit = document.limits.memory_limit
     _line(axes, limit / MIB if limit else None, LIMIT, "memory limit", ":")
     axes.set_ylabel("memory (MiB)")
     axes.set_ylim(bottom=0)
@@ -155,18 +123,18 @@ def _gpu_panel(axes: Axes, run: Run) -> None:
     memory_axes = axes.twinx()
     _, memory = run.series("gpu_memory_bytes", GIB)
     memory_axes.plot(times, memory, color="#8c564b", linewidth=1.2, label="GPU memory")
-    gpu_memory = run.document["workload"]["envelope"]["gpu_memory"]
+    gpu_memory = run.document.workload.envelope.gpu_memory
     _line(memory_axes, gpu_memory / GIB if gpu_memory else None, ENVELOPE, "GPU memory envelope")
     memory_axes.set_ylabel("GPU memory (GiB)")
     memory_axes.set_ylim(bottom=0)
     legend_outside(axes, memory_axes)
 
 
-def _headline(document: dict[str, Any]) -> str:
+def _headline(document: RunDocument) -> str:
     return (
-        f"{document['status']} ({document['stop_reason']}) after "
-        f"{document['wall_seconds']:.1f} s · {primary_metric_text(document)} · "
-        f"verification {verification_text(document)} · seed {document['seed']}"
+        f"{document.status} ({document.stop_reason}) after "
+        f"{document.wall_seconds:.1f} s · {document.primary_metric_text()} · "
+        f"verification {document.verification_text()} · seed {document.seed}"
     )
 
 
@@ -180,9 +148,9 @@ def timeline(run: Run, path: Path) -> Path:
         panel.grid(alpha=0.3)
     document = run.document
     axes[-1].set_xlabel("seconds since the start of the run")
-    axes[-1].set_xlim(0, max(document["wall_seconds"], 1e-3))
+    axes[-1].set_xlim(0, max(document.wall_seconds, 1e-3))
     figure.suptitle(
-        f"{document['workload']['id']}: {document['workload']['title']}\n{_headline(document)}",
+        f"{document.workload.id}: {document.workload.title}\n{_headline(document)}",
         fontsize=11,
     )
     figure.savefig(path, dpi=100)
@@ -197,15 +165,10 @@ def _share(value: float, whole: float) -> float:
 
 def summary_chart(runs: list[Run], path: Path) -> Path:
     """Peak CPU and memory of each run as a share of its envelope (100 % = as declared)."""
-    labels = [f"{run.document['workload']['id']} {run.document['run_id'][:15]}" for run in runs]
-    cpu = [_share(run.peak_cores, run.document["workload"]["envelope"]["cpus"]) for run in runs]
-    memory = [
-        _share(
-            run.document["resources"]["peak_memory_bytes"],
-            run.document["workload"]["envelope"]["memory"],
-        )
-        for run in runs
-    ]
+    documents = [run.document for run in runs]
+    labels = [f"{document.workload.id} {document.run_id[:15]}" for document in documents]
+    cpu = [_share(d.peak_cores, d.workload.envelope.cpus) for d in documents]
+    memory = [_share(d.resources.peak_memory_bytes, d.workload.envelope.memory) for d in documents]
     height = max(2.5, 0.45 * len(runs) + 1.5)
     figure, axes = plt.subplots(figsize=(10, height), constrained_layout=True)
     rows = range(len(runs))
@@ -225,16 +188,16 @@ def summary_chart(runs: list[Run], path: Path) -> Path:
 
 def _row(run: Run) -> str:
     document = run.document
-    envelope = document["workload"]["envelope"]
+    envelope = document.workload.envelope
     cells = [
-        document["workload"]["id"],
-        document["run_id"],
-        f"{document['status']} ({document['stop_reason']})",
-        f"{document['wall_seconds']:.1f} s",
-        primary_metric_text(document),
-        f"{run.peak_cores:.2f} / {envelope['cpus']:g}",
-        f"{document['resources']['peak_memory_bytes'] / MIB:.0f} / {envelope['memory'] / MIB:.0f}",
-        verification_text(document),
+        document.workload.id,
+        document.run_id,
+        f"{document.status} ({document.stop_reason})",
+        f"{document.wall_seconds:.1f} s",
+        document.primary_metric_text(),
+        f"{document.peak_cores:.2f} / {envelope.cpus:g}",
+        f"{document.resources.peak_memory_bytes / MIB:.0f} / {envelope.memory / MIB:.0f}",
+        document.verification_text(),
     ]
     row = "".join(f"<td>{html.escape(cell)}</td>" for cell in cells)
     return f'{row}<td><a href="{html.escape(run.stem)}.png">timeline</a></td>'
@@ -259,19 +222,6 @@ def summary_page(runs: list[Run], path: Path) -> Path:
 </table>
 <p><img src="summary.png" alt="peak resources against the envelope"></p>"""
     return html_page(path, "cloudai-workloads runs", body)
-
-
-def html_page(path: Path, title: str, body: str) -> Path:
-    """A plain page of tables and pictures, the same for every report."""
-    path.write_text(f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}th{{background:#f4f4f4}}</style>
-</head><body>
-{body}
-</body></html>
-""")
-    return path
 
 
 def build_report(inputs: list[Path], output: Path) -> list[Path]:

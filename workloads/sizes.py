@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-_BINARY = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+MIB, GIB = 1 << 20, 1 << 30  # the one place these are spelled
+_BINARY = {"": 1, "b": 1, "k": 1 << 10, "m": MIB, "g": GIB, "t": 1 << 40}
 _DECIMAL = {"kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
 _UNITS = {
     **_BINARY,

@@ -7,59 +7,18 @@ time, a task id and name, the requested resources and how long the task runs.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
-from pydantic import TypeAdapter, ValidationError
 
-from workloads.exports import GIB, Images, MasterTask, command
+from workloads.exports import Images, MasterTask, command
 from workloads.manifest import Manifest, Workload
-
-FIELDS = (
-    "submit_time",
-    "task_id",
-    "task_name",
-    "category",
-    "task_type",
-    "image",
-    "command",
-    "cpu_request",
-    "memory_request_gib",
-    "disk_request_gib",
-    "gpu_request",
-    "duration_seconds",
-    "seed",
-)
+from workloads.runfolder import TraceTask
+from workloads.sizes import GIB
 
 
 class MixError(ValueError):
     """A mix that names no workload, or a weight that is not a positive number."""
-
-
-class TraceError(ValueError):
-    """A trace file that cannot be read as one written by ``trace``."""
-
-
-@dataclass(frozen=True)
-class TraceTask:
-    submit_time: float
-    task_id: int
-    task_name: str
-    category: str
-    task_type: str
-    image: str
-    command: str
-    cpu_request: float
-    memory_request_gib: float
-    disk_request_gib: float
-    gpu_request: int
-    duration_seconds: float
-    seed: int
 
 
 def parse_mix(text: str, manifest: Manifest) -> dict[str, float]:
@@ -156,46 +115,6 @@ def _task(
     )
 
 
-_TASKS = TypeAdapter(list[TraceTask])
-
-
-def load_trace(path: Path) -> tuple[list[TraceTask], dict[str, Any]]:
-    """The tasks and the generator's parameters (JSON only) of a trace written by ``trace``, as
-    JSON or CSV; TraceError says in one line what is wrong."""
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise TraceError(f"{path}: {err.strerror}") from None
-    meta: dict[str, Any] = {}
-    if text.lstrip().startswith("{"):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise TraceError(f"{path}: not JSON: {err}") from None
-        rows, meta = data.get("tasks"), data.get("meta") or {}
-    else:
-        reader = csv.DictReader(io.StringIO(text))
-        if reader.fieldnames is None or set(FIELDS) - set(reader.fieldnames):
-            missing = sorted(set(FIELDS) - set(reader.fieldnames or ()))
-            raise TraceError(f"{path}: not a trace (CSV without {', '.join(missing)})")
-        rows = list(reader)
-    try:
-        tasks = _TASKS.validate_python(rows)
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise TraceError(f"{path}: task {where}: {first['msg']}") from None
-    if not tasks:
-        raise TraceError(f"{path}: the trace has no tasks")
-    if len({task.task_id for task in tasks}) < len(tasks):
-        raise TraceError(f"{path}: task ids repeat")
-    return tasks, meta
-
-
-def to_json(trace: list[TraceTask], meta: dict[str, Any]) -> str:
-    return json.dumps({"meta": meta, "tasks": [asdict(task) for task in trace]}, indent=2) + "\n"
-
-
 def to_cloudai(trace: list[TraceTask], *, k_value: float, user: str) -> str:
     """JSON Lines: per task, its submit time and the master's ``POST /api/tasks`` body (the
     handler ignores the extra ``submit_time``)."""
@@ -214,11 +133,3 @@ def to_cloudai(trace: list[TraceTask], *, k_value: float, user: str) -> str:
         ).body()
         lines.append(json.dumps({"submit_time": task.submit_time, **body}))
     return "".join(line + "\n" for line in lines)
-
-
-def to_csv(trace: list[TraceTask]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(asdict(task) for task in trace)
-    return buffer.getvalue()

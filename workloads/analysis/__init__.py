@@ -8,7 +8,6 @@ pictures and ``index.html``. ``--check THRESHOLDS.yaml`` exits 1 with a line per
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -21,25 +20,22 @@ from workloads.analysis.summary import (
     summarize,
     violations,
 )
-from workloads.replay.records import read_replay
+from workloads.jsonio import dumps
+from workloads.runfolder import read_replay
 
 SUMMARY_FILE, JOBS_FILE = "summary.json", "jobs.csv"
 SUMMARY_SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "summary.schema.json"
 
 
-def capacity(run: Path) -> float:
-    return float(sum(node.get("cpus", 0) for node in read_replay(run).get("nodes", [])))
-
-
 def analyze_folder(run: Path) -> tuple[list[Job], Summary]:
     """The rows and the summary of one run folder (RunFolderError if it is not one)."""
     jobs = load_jobs(run)
-    return jobs, summarize(jobs, capacity(run))
+    return jobs, summarize(jobs, read_replay(run).capacity_cpus)
 
 
 def write(run: Path, jobs: list[Job], summary: Summary, pictures: bool = True) -> list[Path]:
     written = [write_jobs_csv(jobs, run / JOBS_FILE)]
-    (run / SUMMARY_FILE).write_text(json.dumps(summary.model_dump(), indent=2) + "\n")
+    (run / SUMMARY_FILE).write_text(dumps(summary.model_dump()))
     written.append(run / SUMMARY_FILE)
     if pictures:
         try:
@@ -53,6 +49,18 @@ def write(run: Path, jobs: list[Job], summary: Summary, pictures: bool = True) -
             return written
         written += draw(jobs, summary, run)
     return written
+
+
+def warn_if_traces_differ(run: Path, baseline: Path) -> None:
+    """A comparison is of one trace on two schedulers: say so when the traces differ."""
+    ours, theirs = read_replay(run).trace, read_replay(baseline).trace
+    if ours.sha256 != theirs.sha256:
+        print(
+            f"analyze: warning: {run} and {baseline} replayed different traces "
+            f"({ours.path}, {ours.tasks} tasks; {theirs.path}, {theirs.tasks} tasks): "
+            "their figures differ by more than the scheduler",
+            file=sys.stderr,
+        )
 
 
 def report_missing_documents(summary: Summary) -> None:
@@ -78,5 +86,6 @@ __all__ = [
     "report_missing_documents",
     "schema",
     "violations",
+    "warn_if_traces_differ",
     "write",
 ]

@@ -5,20 +5,30 @@ it, and what the task's own results document saw (Batsim's jobs.csv, joined with
 from __future__ import annotations
 
 import csv
-import json
 import math
 from dataclasses import dataclass, field, fields
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from workloads.replay.records import TERMINAL, read_events, read_replay, read_trace, task_folder
+from pydantic import ValidationError
+
+from workloads.jsonio import parse_timestamp
+from workloads.runfolder import (
+    TERMINAL,
+    Event,
+    TraceTask,
+    offset,
+    read_events,
+    read_replay,
+    read_trace,
+    task_folder,
+)
+from workloads.runtime.document import RunDocument
 
 # Feitelson et al. (JSSPP 1997): runtimes below tau seconds count as tau in bounded slowdown.
 BOUNDED_SLOWDOWN_TAU = 10.0
 # A detected CPU or memory limit enforces a request when it is within this fraction of it.
 ENFORCEMENT_TOLERANCE = 0.01
-GIB = 1 << 30
 
 
 @dataclass
@@ -74,45 +84,43 @@ COLUMNS = tuple(f.name for f in fields(Job) if f.metadata.get("column", True))
 def load_jobs(run: Path) -> list[Job]:
     """Rows for every task of the trace, submitted or not, in task order."""
     events = read_events(run)
-    start_time = float(read_replay(run)["start_time"])
-    jobs = {task["task_id"]: _asked(task) for task in read_trace(run)}
-    for event in sorted(events, key=lambda item: item["time"]):
-        job = jobs.get(event["task_id"])
+    start_time = read_replay(run).start_time or min((e.time for e in events), default=0.0)
+    jobs = {task.task_id: _asked(task) for task in read_trace(run)}
+    for event in sorted(events, key=lambda item: item.time):
+        job = jobs.get(event.task_id)
         if job is not None:
-            _apply(job, event, event["time"] - start_time)
+            _apply(job, event, offset(event, start_time))
     for job in jobs.values():
         _derive(job)
         _join_document(job, task_folder(run, job.task_id), start_time)
     return [jobs[task_id] for task_id in sorted(jobs)]
 
 
-def _asked(task: dict[str, Any]) -> Job:
+def _asked(task: TraceTask) -> Job:
     return Job(
-        task_id=int(task["task_id"]),
-        workload=task["task_name"],
-        category=task["category"],
-        task_type=task["task_type"],
-        cpu_request=float(task["cpu_request"]),
-        memory_request_bytes=round(float(task["memory_request_gib"]) * GIB),
-        gpu_request=int(task["gpu_request"]),
+        task_id=task.task_id,
+        workload=task.task_name,
+        category=task.category,
+        task_type=task.task_type,
+        cpu_request=task.cpu_request,
+        memory_request_bytes=task.memory_bytes,
+        gpu_request=task.gpu_request,
     )
 
 
-def _apply(job: Job, event: dict[str, Any], offset: float) -> None:
-    kind = event["event"]
+def _apply(job: Job, event: Event, at: float) -> None:
+    kind = event.event
     if kind == "SUBMIT":
-        job.submit = offset
-        job.submit_planned = event.get("planned")
-        job.submit_actual = event.get("submitted")
-        job.state = "QUEUED"
+        job.submit, job.state = at, "QUEUED"
+        job.submit_planned, job.submit_actual = event.planned, event.submitted
     elif kind == "SCHEDULE" and job.schedule is None:
-        job.schedule, job.node = offset, event.get("node")
+        job.schedule, job.node = at, event.node
     elif kind == "START" and job.start is None:
-        job.start, job.state = offset, "RUNNING"
+        job.start, job.state = at, "RUNNING"
     elif kind in TERMINAL:
-        job.end, job.state = offset, kind
-        job.exit_code = event.get("exit_code")
-        job.node = job.node or event.get("node")
+        job.end, job.state = at, kind
+        job.exit_code = event.exit_code
+        job.node = job.node or event.node
 
 
 def _derive(job: Job) -> None:
@@ -129,44 +137,45 @@ def _derive(job: Job) -> None:
     job.bounded_slowdown = max(1.0, job.turnaround / max(job.runtime, BOUNDED_SLOWDOWN_TAU))
 
 
-def _join_document(job: Job, folder: Path, start_time: float) -> None:
-    documents = sorted(folder.glob("*.json")) if folder.is_dir() else []
-    if not documents:
-        return
-    path = documents[-1]  # one per task; a later run into the folder would sort last
+def read_document(path: Path) -> RunDocument | None:
+    """A task's results document, or None when it is unreadable or not a whole document (a
+    task killed while writing leaves none: documents are written atomically)."""
     try:
-        document = json.loads(path.read_text())
-    except (OSError, ValueError):
+        return RunDocument.model_validate_json(path.read_bytes())
+    except (OSError, ValidationError):
+        return None
+
+
+def _join_document(job: Job, folder: Path, start_time: float) -> None:
+    paths = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    document = read_document(paths[-1]) if paths else None  # one per task: the last if more
+    if document is None:
         return
-    job.document = str(path.relative_to(folder.parent.parent))
-    job.status, job.stop_reason = document.get("status"), document.get("stop_reason")
-    job.verification = document.get("verification", {}).get("passed")
-    primary = document.get("metrics", {}).get("primary") or {}
-    job.metric_name, job.metric_value = primary.get("name"), primary.get("value")
-    job.metric_unit = primary.get("unit")
-    resources = document.get("resources", {})
-    job.average_cores = resources.get("average_cores")
-    job.cpu_seconds = resources.get("cpu_seconds")
-    job.peak_memory_bytes = resources.get("peak_memory_bytes")
-    limits = document.get("limits", {})
-    job.limit_cpu_quota = limits.get("cpu_quota")
-    cpuset = limits.get("cpuset") or []
+    job.document = str(paths[-1].relative_to(folder.parent.parent))
+    job.status, job.stop_reason = document.status, document.stop_reason
+    job.verification = document.verification.passed
+    primary = document.metrics.primary
+    if primary is not None:
+        job.metric_name, job.metric_value, job.metric_unit = (
+            primary.name,
+            primary.value,
+            primary.unit,
+        )
+    resources, limits = document.resources, document.limits
+    job.average_cores, job.cpu_seconds = resources.average_cores, resources.cpu_seconds
+    job.peak_memory_bytes = resources.peak_memory_bytes
+    job.limit_cpu_quota, job.limit_memory_bytes = limits.cpu_quota, limits.memory_limit
+    cpuset = limits.cpuset or []
     job.limit_cpuset = ",".join(str(cpu) for cpu in cpuset) or None
-    job.limit_memory_bytes = limits.get("memory_limit")
-    job.enforced = enforced(job, len(cpuset), limits.get("host_cpus"))
+    job.enforced = enforced(job, len(cpuset), limits.host_cpus)
     job.cpu_samples = _cpu_samples(document, start_time)
 
 
-def _cpu_samples(document: dict[str, Any], start_time: float) -> list[tuple[float, float]]:
-    try:
-        began = datetime.fromisoformat(document["started_at"].replace("Z", "+00:00"))
-        samples = document["timeseries"]["samples"]
-        offset = began.timestamp() - start_time
-        points = [(offset + sample["t"], sample["cpu_cores"]) for sample in samples]
-    except (KeyError, TypeError, ValueError):
-        return []
+def _cpu_samples(document: RunDocument, start_time: float) -> list[tuple[float, float]]:
+    began = parse_timestamp(document.started_at) - start_time
+    points = [(began + sample.t, sample.cpu_cores) for sample in document.timeseries.samples]
     # A sample stands for the interval that ends at it: the first one's begins at the start.
-    return [(offset, points[0][1]), *points] if points else []
+    return [(began, points[0][1]), *points] if points else []
 
 
 def _within(detected: float | None, requested: float) -> bool:

@@ -13,7 +13,7 @@ from matplotlib.collections import PolyCollection
 
 from workloads.analysis.jobs import Job
 from workloads.analysis.summary import Summary, figures
-from workloads.report import html_page, legend_outside, plt
+from workloads.plots import html_page, legend_outside, plt
 
 CATEGORY_COLOURS = {"io": "#1f77b4", "cpu": "#ff7f0e", "gpu": "#2ca02c"}
 OTHER_COLOUR = "#7f7f7f"

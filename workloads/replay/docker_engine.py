@@ -15,6 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import docker
 from docker import DockerClient
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.types import DeviceRequest
@@ -27,17 +28,32 @@ from workloads.replay.engine import (
     TASK_LABEL,
     Emit,
     EngineInfo,
-    Node,
+    EnginePlugin,
+    EngineSettings,
     ReplayInputError,
     ReplayTask,
     check_capacity,
     engine_error,
+    first_line,
     labels,
 )
-from workloads.replay.records import Event
+from workloads.runfolder import Event, Node
+
+
+def docker_client() -> DockerClient:
+    """The Docker endpoint of the environment (DOCKER_HOST, else the local socket), answering;
+    ReplayInputError (one line) otherwise."""
+    try:
+        client = docker.from_env(max_pool_size=64, timeout=120)
+        client.ping()
+    except DockerException as err:
+        raise ReplayInputError(f"no Docker engine answers ({first_line(err)})") from None
+    return client
 
 
 class DockerEngine:
+    """Each task a container on this engine, started when it arrives."""
+
     def __init__(self, client: DockerClient, replay_id: str, grace: float) -> None:
         self.client, self.replay_id, self.grace = client, replay_id, grace
         self._info = client.info()
@@ -52,7 +68,7 @@ class DockerEngine:
     def describe(self) -> EngineInfo:
         version = self.client.version()
         info = self._info
-        node = Node(info["ID"], info["Name"], float(info["NCPU"]), int(info["MemTotal"]), None)
+        node = Node(id=info["ID"], name=info["Name"], cpus=info["NCPU"], memory=info["MemTotal"])
         return EngineInfo("docker", version["Version"], version["ApiVersion"], [node])
 
     def check(self, tasks: list[ReplayTask]) -> None:
@@ -82,7 +98,7 @@ class DockerEngine:
             name=task.name,
             labels=labels(self.replay_id, task.task_id),
             nano_cpus=round(task.cpus * 1e9),
-            mem_limit=task.memory_bytes,
+            mem_limit=task.memory,
             device_requests=device_requests,
             volumes={str(task.output): {"bind": "/output", "mode": "rw"}},
             detach=True,
@@ -106,10 +122,10 @@ class DockerEngine:
         task_id, action = int(attributes[TASK_LABEL]), raw.get("Action") or raw.get("status")
         moment = raw["timeNano"] / 1e9
         if action == "create":
-            emit(Event(moment, task_id, "SUBMIT"))
-            emit(Event(moment, task_id, "SCHEDULE", {"node": self._info["ID"]}))
+            emit(Event(time=moment, task_id=task_id, event="SUBMIT"))
+            emit(Event(time=moment, task_id=task_id, event="SCHEDULE", node=self._info["ID"]))
         elif action == "start":
-            emit(Event(moment, task_id, "START"))
+            emit(Event(time=moment, task_id=task_id, event="START"))
         elif action == "oom":
             self._out_of_memory.add(task_id)
         elif action == "die":
@@ -118,14 +134,11 @@ class DockerEngine:
     def _ending(self, moment: float, task_id: int, code: int) -> Event:
         with self._lock:
             stopped = task_id in self._stopping
-        if stopped:
-            return Event(moment, task_id, "KILL", {"exit_code": code})
-        if code == 0:
-            return Event(moment, task_id, "FINISH", {"exit_code": 0})
-        extra: dict[str, Any] = {"exit_code": code}
-        if task_id in self._out_of_memory:
-            extra["detail"] = "out of memory (the kernel's OOM killer)"
-        return Event(moment, task_id, "FAIL", extra)
+        kind = "KILL" if stopped else "FINISH" if code == 0 else "FAIL"
+        detail = None
+        if kind == "FAIL" and task_id in self._out_of_memory:
+            detail = "out of memory (the kernel's OOM killer)"
+        return Event(time=moment, task_id=task_id, event=kind, exit_code=code, detail=detail)
 
     def stop(self) -> None:
         # Created and not yet running too: a task submitted just before the stop starts now.
@@ -158,3 +171,14 @@ class DockerEngine:
         for container in self.client.api.containers(all=True, filters=self._filter):
             with contextlib.suppress(NotFound, APIError):
                 self.client.api.remove_container(container["Id"], force=True)
+
+
+def connect(settings: EngineSettings) -> DockerEngine:
+    return DockerEngine(docker_client(), settings.replay_id, settings.grace)
+
+
+PLUGIN = EnginePlugin(
+    name="docker",
+    summary="every task a container on the Docker engine, started when it arrives (no queue)",
+    connect=connect,
+)

@@ -1,6 +1,9 @@
-"""What a replay needs from an engine: one module per engine behind this small interface.
+"""What a replay needs from an engine: the interface every engine implements, and how an
+engine plugs in. The replay never knows an engine by name: engines are found through the entry
+point group ``cloudai_workloads.engines`` (workloads/replay/plugins.py), each naming an
+``EnginePlugin``; ``docker`` and ``swarm`` register that way too (pyproject.toml).
 
-An engine is made by ``connect(name, replay_id, grace)`` and offers:
+An engine is made by its plug-in's ``connect(EngineSettings)`` and offers six calls:
 
 - ``describe() -> EngineInfo``: its name and version, and its nodes with their capacity.
 - ``check(tasks)``: raise ``ReplayInputError`` (one line) for what can never run: an image the
@@ -8,35 +11,32 @@ An engine is made by ``connect(name, replay_id, grace)`` and offers:
 - ``submit(task)``: create the task; called from one thread per submission, so it must be safe
   to call concurrently and should return as soon as the engine has accepted the task.
 - ``watch(emit, done)``: block, calling ``emit(event)`` for every state change with the
-  engine's own timestamp (SUBMIT, QUEUE, SCHEDULE, START, FINISH, FAIL, KILL, EVICT, LOST),
-  until ``done`` is set.
+  engine's own timestamp (SUBMIT, QUEUE, SCHEDULE, START, FINISH, FAIL, KILL, EVICT, LOST: see
+  ``workloads.runfolder.Event``), until ``done`` is set.
 - ``stop()``: stop every task that has not ended, giving it ``grace`` seconds between SIGTERM
   and SIGKILL (it leaves a partial document), the SIGTERM sent again every ``RESEND_STOP_S``
   while it runs; each such task's end is a KILL.
-- ``cleanup()``: remove everything the replay made (containers, services); safe to call more
-  than once, and after a failure.
+- ``cleanup()``: remove everything the replay made (containers, services, jobs); safe to call
+  more than once, and after a failure.
 
-Documents reach ``DIR/tasks/<task_id>/`` because each task's /output is a bind mount of that
-folder: on one machine directly, and across machines when DIR is on storage every node mounts
-at the same path (NFS, for example). ``docker`` (every task starts when it arrives: the
-baseline without admission control) and ``swarm`` (Swarm's scheduler places or queues it) are
-the engines today; Kubernetes Jobs through the official client, or Slurm, would be one module
-each, with the same five calls.
+Documents reach ``DIR/tasks/<task_id>/`` because each task's /output is that folder (a bind
+mount for containers): on one machine directly, and across machines when DIR is on storage
+every node mounts at the same path (NFS, for example). docs/schedulers.md shows a whole engine.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-from workloads.replay.records import Event
+from workloads.runfolder import Event, Node
+from workloads.sizes import GIB
 
-ENGINES = ("docker", "swarm")
 # Labels on everything a replay makes: how cleanup finds it, and which task it is.
 REPLAY_LABEL, TASK_LABEL = "org.cloudai.replay", "org.cloudai.task"
 # A stop is sent again this often until the task ends or its grace is spent: a container's
@@ -51,23 +51,16 @@ class ReplayInputError(Exception):
 
 @dataclass(frozen=True)
 class ReplayTask:
+    """A task as an engine submits it: its requests in the envelope's units."""
+
     task_id: int
     name: str  # what the engine calls it: cloudai-replay-<replay id>-<task id>
     image: str
     command: str  # run as /bin/sh -c COMMAND, as the real worker does
     cpus: float
-    memory_bytes: int
+    memory: int  # bytes
     gpus: int
-    output: Path  # bind-mounted at /output
-
-
-@dataclass(frozen=True)
-class Node:
-    id: str
-    name: str
-    cpus: float
-    memory_bytes: int
-    gpus: int | None  # None: the engine does not say
+    output: Path  # its /output: where its results document goes
 
 
 @dataclass
@@ -76,6 +69,8 @@ class EngineInfo:
     version: str
     api_version: str
     nodes: list[Node] = field(default_factory=list)
+    # The resolution of the engine's timestamps (Slurm's are whole seconds); None: fine.
+    time_resolution_s: float | None = None
 
 
 Emit = Callable[[Event], None]
@@ -90,28 +85,39 @@ class Engine(Protocol):
     def cleanup(self) -> None: ...
 
 
-def connect(name: str, replay_id: str, grace: float) -> Engine:
-    """The engine called ``name``, connected to the Docker endpoint of the environment."""
-    try:
-        import docker
-        from docker.errors import DockerException
-    except ModuleNotFoundError:
-        raise ReplayInputError(
-            "replay needs the Docker SDK for Python: pip install 'cloudai-workloads[replay]'"
-        ) from None
+@dataclass(frozen=True)
+class EngineSettings:
+    """What ``connect`` gets: the replay's id (for names and labels that cleanup finds), the
+    grace between SIGTERM and SIGKILL, and the values of the engine's own options by name."""
 
-    try:
-        client = docker.from_env(max_pool_size=64, timeout=120)
-        client.ping()
-    except DockerException as err:
-        raise ReplayInputError(f"no Docker engine answers ({_first_line(err)})") from None
-    if name == "swarm":
-        from workloads.replay.swarm_engine import SwarmEngine
+    replay_id: str
+    grace: float
+    options: Mapping[str, Any] = field(default_factory=dict)
 
-        return SwarmEngine(client, replay_id, grace)
-    from workloads.replay.docker_engine import DockerEngine
 
-    return DockerEngine(client, replay_id, grace)
+@dataclass(frozen=True)
+class EngineOption:
+    """An option of one engine's, offered by ``replay`` when that engine is chosen."""
+
+    flag: str  # --partition
+    help: str
+    metavar: str = "VALUE"
+    repeat: bool = False  # may be given several times: its value is a list
+    default: Any = None
+
+    @property
+    def name(self) -> str:
+        return self.flag.removeprefix("--").replace("-", "_")
+
+
+@dataclass(frozen=True)
+class EnginePlugin:
+    """What an entry point of ``cloudai_workloads.engines`` names."""
+
+    name: str
+    summary: str  # one line, for replay --help
+    connect: Callable[[EngineSettings], Engine]
+    options: tuple[EngineOption, ...] = ()
 
 
 def check_capacity(tasks: list[ReplayTask], nodes: list[Node]) -> None:
@@ -121,14 +127,14 @@ def check_capacity(tasks: list[ReplayTask], nodes: list[Node]) -> None:
             largest = max(nodes, key=lambda node: node.cpus)
             raise ReplayInputError(
                 f"task {task.task_id} asks for {task.cpus:g} CPUs, "
-                f"{task.memory_bytes / 2**30:.3g} GiB and {task.gpus} GPUs: no node has that "
-                f"(the largest: {largest.cpus:g} CPUs, {largest.memory_bytes / 2**30:.3g} GiB)"
+                f"{task.memory / GIB:.3g} GiB and {task.gpus} GPUs: no node has that "
+                f"(the largest: {largest.cpus:g} CPUs, {largest.memory / GIB:.3g} GiB)"
             )
 
 
 def _fits(task: ReplayTask, node: Node) -> bool:
     gpus_ok = node.gpus is None or task.gpus <= node.gpus
-    return task.cpus <= node.cpus and task.memory_bytes <= node.memory_bytes and gpus_ok
+    return task.cpus <= node.cpus and task.memory <= node.memory and gpus_ok
 
 
 _FRACTION = re.compile(r"\.(\d+)")
@@ -145,14 +151,14 @@ def engine_time(text: str) -> float:
     return moment.timestamp() + int(nanos) / 1e9
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def engine_error(error: BaseException) -> str:
     """An engine's error as one line."""
     explanation = getattr(error, "explanation", None)
-    return _first_line(Exception(explanation)) if explanation else _first_line(error)
+    return first_line(Exception(explanation)) if explanation else first_line(error)
 
 
 def labels(replay_id: str, task_id: int | None = None) -> dict[str, Any]:

@@ -11,42 +11,45 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
-import secrets
+import os
 import signal
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import workloads
-from workloads.manifest import get_manifest
+from workloads.jsonio import new_id, timestamp
+from workloads.replay import plugins
 from workloads.replay.engine import (
     Engine,
     EngineInfo,
+    EngineSettings,
     ReplayInputError,
     ReplayTask,
-    connect,
     engine_error,
 )
-from workloads.replay.records import (
-    REPLAY_FILE,
+from workloads.runfolder import (
     REPLAY_SCHEMA_VERSION,
     TERMINAL,
     TRACE_FILE,
+    EngineRecord,
     Event,
     EventLog,
+    ImageRewrite,
+    ReplayRecord,
+    TraceError,
+    TraceFile,
+    TraceSource,
+    TraceTask,
+    load_trace,
     task_folder,
-    write_json,
 )
-from workloads.trace import TraceError, TraceTask, load_trace
 
-GIB = 1 << 30
 EXIT_DONE, EXIT_FAILED = 0, 1
 STATUS_EVERY = 10.0  # seconds between status lines
 # After a stop, the engine has the grace plus this long to report the tasks' ends.
@@ -62,32 +65,49 @@ class ReplayOptions:
     grace: float = 10.0
     registry: str | None = None  # with namespace: where the images are, instead of the trace's
     namespace: str | None = None
+    engine_options: Mapping[str, Any] = field(default_factory=dict)
 
 
-def new_replay_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+def _split(image: str) -> tuple[str | None, str | None, str]:
+    """(registry, namespace, repository:tag) of an image name; None where it names none."""
+    parts = image.split("/")
+    if len(parts) >= 3:
+        return parts[0], "/".join(parts[1:-1]), parts[-1]
+    if len(parts) == 2:
+        return None, parts[0], parts[1]
+    return None, None, parts[0]
 
 
-def _iso(moment: float) -> str:
-    return datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="milliseconds")
-
-
-def _images_from(trace: list[TraceTask], options: ReplayOptions) -> list[TraceTask]:
-    """The trace's own images, or the same workloads from ``--registry``/``--namespace``."""
-    if options.registry is None and options.namespace is None:
-        return trace
-    manifest = get_manifest()
+def _images_from(
+    trace: list[TraceTask], options: ReplayOptions, environment: Mapping[str, str]
+) -> tuple[list[TraceTask], list[ImageRewrite]]:
+    """The images the trace names, but where ``--registry``/``--namespace`` say otherwise; the
+    variables of docker-bake.hcl ($REGISTRY, $NAMESPACE, $DOCKER_USERNAME) fill in only a part
+    the trace's image leaves out. Every change is returned, to be printed and recorded."""
+    env_registry = environment.get("REGISTRY")
+    env_namespace = environment.get("NAMESPACE") or environment.get("DOCKER_USERNAME")
+    rewrites: dict[str, ImageRewrite] = {}
     moved = []
     for task in trace:
-        workload = manifest.get(task.task_name)
-        if workload is None:
-            raise ReplayInputError(f"task {task.task_id}: unknown workload {task.task_name!r}")
-        # The trace's images are <registry>/<namespace>/<repository>:<tag>.
-        parts = task.image.split("/", 2)
-        registry, namespace = parts[:2] if len(parts) == 3 else ("docker.io", "cloudai")
-        image = workload.image(options.registry or registry, options.namespace or namespace)
-        moved.append(replace(task, image=image))
-    return moved
+        registry, namespace, name = _split(task.image)
+        reasons = []
+        if options.registry is not None and options.registry != registry:
+            registry, reasons = options.registry, [*reasons, "--registry"]
+        elif registry is None and env_registry:
+            registry, reasons = env_registry, [*reasons, "$REGISTRY"]
+        if options.namespace is not None and options.namespace != namespace:
+            namespace, reasons = options.namespace, [*reasons, "--namespace"]
+        elif namespace is None and env_namespace:
+            namespace, reasons = env_namespace, [*reasons, "$NAMESPACE or $DOCKER_USERNAME"]
+        if not reasons:
+            moved.append(task)
+            continue
+        image = "/".join(part for part in (registry, namespace, name) if part)
+        rewrites.setdefault(
+            task.image, ImageRewrite(trace=task.image, replayed=image, reason=", ".join(reasons))
+        )
+        moved.append(task.model_copy(update={"image": image}))
+    return moved, list(rewrites.values())
 
 
 def _check_output(output: Path) -> None:
@@ -110,7 +130,7 @@ def _replay_tasks(trace: list[TraceTask], output: Path, replay_id: str) -> list[
             image=task.image,
             command=task.command,
             cpus=task.cpu_request,
-            memory_bytes=round(task.memory_request_gib * GIB),
+            memory=task.memory_bytes,
             gpus=task.gpu_request,
             output=task_folder(output, task.task_id).resolve(),
         )
@@ -128,8 +148,10 @@ class Replayer:
         run: Path,
         speed: float,
         on_start: Callable[[float], None],
+        replay_id: str = "",
     ) -> None:
         self.engine, self.tasks, self.run, self.speed = engine, tasks, run, speed
+        self.replay_id = replay_id
         self._on_start = on_start  # called with the start time once the clock runs
         self.stop = threading.Event()  # a signal: stop submitting, stop the tasks
         self.signal: int | None = None
@@ -148,8 +170,8 @@ class Replayer:
     # -- events from the engine ----------------------------------------------------------------
     def emit(self, event: Event) -> None:
         with self._lock:
-            if event.event == "SUBMIT":
-                event.extra = self._submissions.get(event.task_id, {}) | event.extra
+            if event.event == "SUBMIT" and event.submitted is None:
+                event = event.model_copy(update=self._submissions.get(event.task_id, {}))
             if event.event == "START":
                 self._started.add(event.task_id)
             if event.event in TERMINAL:
@@ -173,7 +195,7 @@ class Replayer:
     # -- the replay ---------------------------------------------------------------------------
     def play(self) -> None:
         self.start_time, self._origin = time.time(), time.monotonic()
-        self.log = EventLog(self.run, self.start_time)
+        self.log = EventLog(self.run, self.replay_id, self.start_time)
         self._on_start(self.start_time)
         watcher = threading.Thread(
             target=self.engine.watch, args=(self.emit, self.done), name="engine-watch", daemon=True
@@ -213,8 +235,10 @@ class Replayer:
         try:
             self.engine.submit(task)
         except Exception as err:  # the engine refused it: the task failed, the replay goes on
-            extra = self._submissions[task.task_id] | {"detail": f"submit: {engine_error(err)}"}
-            self.emit(Event(time.time(), task.task_id, "FAIL", extra))
+            submission = self._submissions[task.task_id]
+            detail = f"submit: {engine_error(err)}"
+            failed = Event(time=time.time(), task_id=task.task_id, event="FAIL", detail=detail)
+            self.emit(failed.model_copy(update={**submission, "clock": "replay"}))
 
     def _wait_for_the_end(self, watcher: threading.Thread) -> None:
         next_status = STATUS_EVERY
@@ -244,7 +268,12 @@ class Replayer:
             with self._lock:
                 waiting = self._submitted - self._ended
         for task_id in sorted(waiting):  # the engine said nothing more: the replay's own clock
-            self.emit(Event(time.time(), task_id, "KILL", {"clock": "replay", "detail": "stopped"}))
+            self.emit(
+                Event(
+                    time=time.time(), task_id=task_id, event="KILL", clock="replay",
+                    detail="stopped",
+                )
+            )  # fmt: skip
 
     # -- signals --------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -264,73 +293,87 @@ class Replayer:
 
 
 def _replay_record(
-    options: ReplayOptions, replay_id: str, info: EngineInfo, trace_meta: dict[str, Any], tasks: int
-) -> dict[str, Any]:
-    digest = hashlib.sha256(options.trace.read_bytes()).hexdigest()
-    record: dict[str, Any] = {
-        "schema_version": REPLAY_SCHEMA_VERSION,
-        "replay_id": replay_id,
-        "tool": f"cloudai-workloads {workloads.__version__}",
-        "command": list(sys.argv),
-        "trace": {
-            "path": str(options.trace),
-            "sha256": digest,
-            "tasks": tasks,
-            "meta": trace_meta,
-        },
-        "engine": {"name": info.name, "version": info.version, "api_version": info.api_version},
-        "nodes": [asdict(node) for node in info.nodes],
-        "speed": options.speed,
-        "grace_seconds": options.grace,
-        "outcome": "running",
-    }
-    return record
+    options: ReplayOptions,
+    replay_id: str,
+    info: EngineInfo,
+    trace: TraceFile,
+    images: list[ImageRewrite],
+) -> ReplayRecord:
+    return ReplayRecord(
+        schema_version=REPLAY_SCHEMA_VERSION,
+        replay_id=replay_id,
+        tool=f"cloudai-workloads {workloads.__version__}",
+        command=list(sys.argv),
+        trace=TraceSource(
+            path=str(options.trace),
+            sha256=hashlib.sha256(options.trace.read_bytes()).hexdigest(),
+            tasks=len(trace.tasks),
+            meta=trace.meta,
+        ),
+        engine=EngineRecord(
+            name=info.name,
+            version=info.version,
+            api_version=info.api_version,
+            options=dict(options.engine_options),
+            time_resolution_s=info.time_resolution_s,
+        ),
+        nodes=info.nodes,
+        speed=options.speed,
+        grace_seconds=options.grace,
+        images=images,
+        outcome="running",
+    )
 
 
-def _finish_record(record: dict[str, Any], replayer: Replayer, outcome: str, run: Path) -> None:
+def _finish_record(record: ReplayRecord, replayer: Replayer, outcome: str, run: Path) -> None:
     missing = [
         task_id
         for task_id in sorted(replayer.started)
         if not any(task_folder(run, task_id).glob("*.json"))
     ]
     now = time.time()
-    record |= {
-        "outcome": outcome,
-        "signal": signal.Signals(replayer.signal).name if replayer.signal else None,
-        "end_time": now,
-        "ended_at": _iso(now),
-        "states": dict(replayer.states),
-        "started_without_document": missing,
-    }
+    record.outcome = outcome  # type: ignore[assignment]
+    record.signal = signal.Signals(replayer.signal).name if replayer.signal else None
+    record.end_time, record.ended_at = now, timestamp(now)
+    record.states = dict(replayer.states)
+    record.started_without_document = missing
 
 
-def replay(options: ReplayOptions) -> int:
+def _connect(options: ReplayOptions, replay_id: str) -> Engine:
+    plugin = plugins.load(options.engine)
+    settings = EngineSettings(replay_id, options.grace, dict(options.engine_options))
+    return plugin.connect(settings)
+
+
+def replay(options: ReplayOptions, environment: Mapping[str, str] = os.environ) -> int:
     """Run one replay; ReplayInputError (exit 2) before anything is submitted."""
     try:
-        trace, meta = load_trace(options.trace)
+        trace_file = load_trace(options.trace)
     except TraceError as err:
         raise ReplayInputError(str(err)) from None
-    trace = sorted(_images_from(trace, options), key=lambda task: task.submit_time)
+    moved, images = _images_from(trace_file.tasks, options, environment)
+    trace = sorted(moved, key=lambda task: task.submit_time)
     _check_output(options.output)
-    replay_id = new_replay_id()
-    engine = connect(options.engine, replay_id, options.grace)
+    replay_id = new_id()
+    engine = _connect(options, replay_id)
     tasks = _replay_tasks(trace, options.output, replay_id)
     engine.check(tasks)
     _create_output(options.output)
     info = engine.describe()
     for task in tasks:
         task.output.mkdir(parents=True)
-    trace_copy = {"meta": meta, "tasks": [asdict(task) for task in trace]}
-    (options.output / TRACE_FILE).write_text(json.dumps(trace_copy, indent=2) + "\n")
-    record = _replay_record(options, replay_id, info, meta, len(tasks))
-    record_path = options.output / REPLAY_FILE
+    replayed = TraceFile(meta=trace_file.meta, tasks=trace)
+    (options.output / TRACE_FILE).write_text(replayed.to_json())
+    record = _replay_record(options, replay_id, info, trace_file, images)
+    for rewrite in images:
+        print(f"replay: {rewrite.trace} runs as {rewrite.replayed} ({rewrite.reason})", flush=True)
 
     def started(start_time: float) -> None:  # replay.json as soon as the clock runs
-        record.update(start_time=start_time, started_at=_iso(start_time))
-        write_json(record_path, record)
+        record.start_time, record.started_at = start_time, timestamp(start_time)
+        record.write(options.output)
 
     pairs = list(zip(trace, tasks, strict=True))
-    replayer = Replayer(engine, pairs, options.output, options.speed, started)
+    replayer = Replayer(engine, pairs, options.output, options.speed, started, replay_id)
     nodes = info.nodes
     print(
         f"replay {replay_id}: {len(tasks)} tasks from {options.trace} on {info.name} "
@@ -349,17 +392,17 @@ def replay(options: ReplayOptions) -> int:
         with contextlib.suppress(Exception):
             engine.cleanup()
         _finish_record(record, replayer, outcome, options.output)
-        write_json(record_path, record)
+        record.write(options.output)
         _report(record, options.output)
     if replayer.signal:
         return 128 + replayer.signal
     return EXIT_DONE if outcome == "completed" else EXIT_FAILED
 
 
-def _report(record: dict[str, Any], run: Path) -> None:
-    states = ", ".join(f"{count} {state}" for state, count in sorted(record["states"].items()))
-    print(f"replay {record['outcome']}: {states or 'no task ended'}; records in {run}", flush=True)
-    missing = record["started_without_document"]
+def _report(record: ReplayRecord, run: Path) -> None:
+    states = ", ".join(f"{count} {state}" for state, count in sorted(record.states.items()))
+    print(f"replay {record.outcome}: {states or 'no task ended'}; records in {run}", flush=True)
+    missing = record.started_without_document
     if missing:
         print(
             f"replay: warning: {len(missing)} task(s) started and left no document: "

@@ -21,13 +21,15 @@ from docker import DockerClient
 from docker.errors import APIError, DockerException, NotFound
 from docker.types import Mount, Resources, RestartPolicy, ServiceMode
 
+from workloads.replay.docker_engine import docker_client
 from workloads.replay.engine import (
     REPLAY_LABEL,
     RESEND_STOP_S,
     TASK_LABEL,
     Emit,
     EngineInfo,
-    Node,
+    EnginePlugin,
+    EngineSettings,
     ReplayInputError,
     ReplayTask,
     check_capacity,
@@ -35,7 +37,7 @@ from workloads.replay.engine import (
     engine_time,
     labels,
 )
-from workloads.replay.records import Event
+from workloads.runfolder import Event, Node
 
 POLL_SECONDS = 0.1
 _PLACED = ("assigned", "accepted", "preparing", "ready", "starting")
@@ -63,7 +65,6 @@ class SwarmEngine:
         self._lock = threading.Lock()
         self._tasks: dict[str, int] = {}  # service id -> task id
         self._seen: dict[int, set[str]] = {}  # task id -> the events recorded for it
-        self._stopped: set[int] = set()
         self._emit: Emit | None = None
         self._nodes = self._read_nodes()
 
@@ -85,7 +86,8 @@ class SwarmEngine:
             )
             name = description.get("Hostname", node["ID"])
             cpus = resources.get("NanoCPUs", 0) / 1e9
-            nodes.append(Node(node["ID"], name, cpus, resources.get("MemoryBytes", 0), gpus))
+            memory = resources.get("MemoryBytes", 0)
+            nodes.append(Node(id=node["ID"], name=name, cpus=cpus, memory=memory, gpus=gpus))
         return nodes
 
     def describe(self) -> EngineInfo:
@@ -110,9 +112,9 @@ class SwarmEngine:
         nano_cpus = round(task.cpus * 1e9)
         resources = Resources(
             cpu_limit=nano_cpus,
-            mem_limit=task.memory_bytes,
+            mem_limit=task.memory,
             cpu_reservation=nano_cpus,
-            mem_reservation=task.memory_bytes,
+            mem_reservation=task.memory,
             generic_resources={"gpu": task.gpus} if task.gpus else None,
         )
         service = self.client.services.create(
@@ -187,7 +189,7 @@ class SwarmEngine:
             if kind in seen or ended:
                 return
             seen.add(kind)
-        emit(Event(moment, task_id, kind, extra))
+        emit(Event(time=moment, task_id=task_id, event=kind, **extra))
 
     def stop(self) -> None:
         """Remove the services of tasks that have not ended: Swarm stops their containers with
@@ -238,3 +240,14 @@ class SwarmEngine:
             with contextlib.suppress(NotFound, APIError):
                 self.client.api.remove_service(service_id)
         self._wait_for_containers(services)
+
+
+def connect(settings: EngineSettings) -> SwarmEngine:
+    return SwarmEngine(docker_client(), settings.replay_id, settings.grace)
+
+
+PLUGIN = EnginePlugin(
+    name="swarm",
+    summary="every task a Swarm service (a replicated job): Swarm places it or queues it",
+    connect=connect,
+)

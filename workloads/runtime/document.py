@@ -242,6 +242,26 @@ class RunDocument(_Part):
     environment: EnvironmentPart
     timeseries: TimeseriesPart
 
+    def primary_metric_text(self) -> str:
+        """The primary metric as '12.3 MB/s', or 'no metric' when none was measured."""
+        primary = self.metrics.primary
+        if primary is None or primary.value is None:
+            return "no metric"
+        return f"{primary.value:.4g} {primary.unit}"
+
+    def verification_text(self) -> str:
+        """'passed', 'failed' or 'nothing to judge', and how many checks were inconclusive."""
+        passed = self.verification.passed
+        verdict = {True: "passed", False: "failed", None: "nothing to judge"}[passed]
+        inconclusive = len(self.verification.inconclusive)
+        return verdict + (f" ({inconclusive} inconclusive)" if inconclusive else "")
+
+    @property
+    def peak_cores(self) -> float:
+        """The most cores a sample saw (the average when there is no sample)."""
+        cores = [sample.cpu_cores for sample in self.timeseries.samples]
+        return max(cores, default=self.resources.average_cores)
+
 
 def schema() -> dict[str, Any]:
     """The document's JSON Schema (draft 2020-12), as generate.py writes it."""
