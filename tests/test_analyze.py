@@ -290,3 +290,16 @@ def test_a_baseline_of_another_trace_is_compared_with_a_warning(
     completed = run_cli("analyze", str(run), "--baseline", str(baseline))
     assert completed.returncode == 0, completed.stderr
     assert "replayed different traces" in completed.stderr
+
+
+def test_a_run_folder_of_the_first_schema_still_reads(run: Path) -> None:
+    """replay.json as replays wrote it before the run folder was typed: schema 1, its
+    timestamps with +00:00, events without the replay's id (the ones above have none)."""
+    record = json.loads((run / "replay.json").read_text())
+    record.update(schema_version=1, started_at="1970-01-01T00:16:40.000+00:00")
+    del record["images"]
+    (run / "replay.json").write_text(json.dumps(record))
+    assert "replay_id" not in (run / "events.jsonl").read_text()
+    completed = run_cli("analyze", str(run))
+    assert completed.returncode == 0, completed.stderr
+    assert "4 tasks" in completed.stdout

@@ -29,8 +29,8 @@ SUMMARY_SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "summa
 
 def analyze_folder(run: Path) -> tuple[list[Job], Summary]:
     """The rows and the summary of one run folder (RunFolderError if it is not one)."""
-    jobs = load_jobs(run)
-    return jobs, summarize(jobs, read_replay(run).capacity_cpus)
+    jobs, record = load_jobs(run), read_replay(run)
+    return jobs, summarize(jobs, record.capacity_cpus, record.replay_id)
 
 
 def write(run: Path, jobs: list[Job], summary: Summary, pictures: bool = True) -> list[Path]:

@@ -72,6 +72,8 @@ class Job:
     limit_cpuset: str | None = None
     limit_memory_bytes: int | None = None
     enforced: bool | None = None
+    # the replay's id, as every record of a run folder carries it: rows of runs can be joined
+    replay_id: str = ""
     # The document's CPU samples: (seconds since the replay started, cores), not a column.
     cpu_samples: list[tuple[float, float]] = field(
         default_factory=list, repr=False, metadata={"column": False}
@@ -83,9 +85,9 @@ COLUMNS = tuple(f.name for f in fields(Job) if f.metadata.get("column", True))
 
 def load_jobs(run: Path) -> list[Job]:
     """Rows for every task of the trace, submitted or not, in task order."""
-    events = read_events(run)
-    start_time = read_replay(run).start_time or min((e.time for e in events), default=0.0)
-    jobs = {task.task_id: _asked(task) for task in read_trace(run)}
+    events, record = read_events(run), read_replay(run)
+    start_time = record.start_time or min((event.time for event in events), default=0.0)
+    jobs = {task.task_id: _asked(task, record.replay_id) for task in read_trace(run)}
     for event in sorted(events, key=lambda item: item.time):
         job = jobs.get(event.task_id)
         if job is not None:
@@ -96,8 +98,9 @@ def load_jobs(run: Path) -> list[Job]:
     return [jobs[task_id] for task_id in sorted(jobs)]
 
 
-def _asked(task: TraceTask) -> Job:
+def _asked(task: TraceTask, replay_id: str) -> Job:
     return Job(
+        replay_id=replay_id,
         task_id=task.task_id,
         workload=task.task_name,
         category=task.category,

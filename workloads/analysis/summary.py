@@ -55,6 +55,7 @@ class Summary(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     schema_version: int = SUMMARY_SCHEMA_VERSION
+    replay_id: str | None = Field(None, description="the replay analyzed (replay.json's)")
     tasks: int
     states: dict[str, int] = Field(description="tasks by final state (FINISH, FAIL, KILL...)")
     success_rate: float = Field(description="tasks that ended FINISH (exit 0), over all tasks")
@@ -104,7 +105,7 @@ def jain(values: list[float]) -> float | None:
     return sum(values) ** 2 / (len(values) * squares) if values and squares else None
 
 
-def summarize(jobs: list[Job], capacity_cpus: float) -> Summary:
+def summarize(jobs: list[Job], capacity_cpus: float, replay_id: str | None = None) -> Summary:
     submits = [job.submit for job in jobs if job.submit is not None]
     ends = [job.end for job in jobs if job.end is not None]
     span = max(ends) - min(submits) if submits and ends else None
@@ -112,6 +113,7 @@ def summarize(jobs: list[Job], capacity_cpus: float) -> Summary:
     by_category = {c: _times([job for job in jobs if job.category == c]) for c in categories}
     means = [t.bounded_slowdown.mean for t in by_category.values()]
     return Summary(
+        replay_id=replay_id,
         tasks=len(jobs),
         states=dict(Counter(job.state for job in jobs)),
         success_rate=sum(job.state == "FINISH" for job in jobs) / len(jobs) if jobs else 0.0,
