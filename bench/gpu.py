@@ -320,8 +320,8 @@ def main() -> None:
             message = (document.get("error") or {}).get("message") or ended.get("stderr_tail")
             print(f"{workload:<8} failed: {str(message or '?').strip()[-300:]}", flush=True)
             continue
-        primary = document["metrics"]["primary"]
-        throughput = f"{primary['value']:.4g} {primary['unit']}"
+        primary = document["metrics"]["primary"]  # value None: no iteration ended in time
+        throughput = f"{_format(primary['value'], '.4g')} {primary['unit']}"
         print(
             f"{workload:<8} {throughput:>22} {_format(tflops(document), '9.3f')} "
             f"{_format(secondary(document, 'model_flops_utilisation'), '6.3f')} "

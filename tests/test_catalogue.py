@@ -152,6 +152,7 @@ def test_a_new_entry_is_generated_from_the_manifest(tmp_path: Path) -> None:
 
 
 @pytest.mark.system  # the whole gate again, about as long as the gate itself
+@pytest.mark.timeout(1800)
 def test_three_new_workloads_pass_the_whole_gate_with_no_test_edited(tmp_path: Path) -> None:
     """io-8, cpu-8 and gpu-7, each a module and a manifest entry: the README's test command
     (unit and contract tiers, every test) passes on that catalogue, and tests them."""

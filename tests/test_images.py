@@ -325,7 +325,9 @@ def test_every_variant_runs_like_the_real_worker(
         image,
         "/bin/sh",
         "-c",
-        f"python {launcher} --duration 4 --scale 0.05",
+        # Bound by iterations (25: what a GPU workload's loss check needs), not by a short
+        # duration that a busy host's start-up may spend.
+        f"python {launcher} --iterations 25 --duration 300 --scale 0.05",
         timeout=180,
     )
     assert completed.returncode == 0, completed.stdout[-2000:]

@@ -67,10 +67,11 @@ def _scrape(port: int, openmetrics_format: bool) -> str:
 
 def test_a_run_serves_openmetrics_while_it_lasts(tmp_path: Path) -> None:
     port = free_port()
-    process = _start("cpu-5", *TINY, "--duration", "3", "--workers", "1",
+    # Long enough to be scraped after its first iterations, however slow a busy host starts it.
+    process = _start("cpu-5", *TINY, "--duration", "8", "--workers", "1",
                      "--metrics-port", str(port), "--results-dir", str(tmp_path))  # fmt: skip
-    deadline, text = time.monotonic() + 10, ""
-    while time.monotonic() < deadline and "cloudai_primary_metric{" not in text:
+    text = ""
+    while process.poll() is None and "cloudai_primary_metric{" not in text:
         time.sleep(0.3)
         try:
             text = _scrape(port, openmetrics_format=True)
