@@ -21,6 +21,7 @@ from tests.conftest import ROOT, run_cli, wait_for
 from tests.engine import BASE_IMAGE, NAMESPACE, REGISTRY, leftovers, swarm_state
 from workloads.analysis import SUMMARY_SCHEMA_PATH
 from workloads.replay.engine import EngineInfo, EngineSettings, ReplayTask
+from workloads.replay.images import images_to_replay
 from workloads.replay.plugins import load
 from workloads.replay.runner import Replayer
 from workloads.runfolder import Event, Node, TraceTask
@@ -356,3 +357,33 @@ def test_the_same_replay_runs_across_three_nodes(
     assert down.returncode == 0, down.stderr
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
     assert "cloudai-node" not in namespaces.stdout
+
+
+# -- which images a replay runs -------------------------------------------------------------
+def _named(image: str) -> TraceTask:
+    return _trace_task(0, 0.0).model_copy(update={"image": image})
+
+
+@pytest.mark.unit
+def test_the_shell_never_replaces_the_images_a_trace_names() -> None:
+    trace = [_named("localhost:5000/team/cloudai-cpu-intensive:1")]
+    environment = {"REGISTRY": "ghcr.io", "NAMESPACE": "other", "DOCKER_USERNAME": "me"}
+    moved, rewrites = images_to_replay(trace, None, None, environment)
+    assert moved == trace and rewrites == []
+
+
+@pytest.mark.unit
+def test_flags_move_the_images_and_every_rewrite_is_recorded() -> None:
+    trace = [_named("localhost:5000/team/cloudai-cpu-intensive:1")] * 2
+    moved, rewrites = images_to_replay(trace, "registry.example", None, {})
+    assert {task.image for task in moved} == {"registry.example/team/cloudai-cpu-intensive:1"}
+    assert [(r.trace, r.reason) for r in rewrites] == [(trace[0].image, "--registry")]
+
+
+@pytest.mark.unit
+def test_the_shell_fills_only_what_an_image_name_leaves_out() -> None:
+    moved, rewrites = images_to_replay(
+        [_named("cloudai-cpu-intensive:1")], None, None, {"REGISTRY": "r", "NAMESPACE": "n"}
+    )
+    assert moved[0].image == "r/n/cloudai-cpu-intensive:1"
+    assert "$REGISTRY" in rewrites[0].reason

@@ -33,6 +33,7 @@ from workloads.replay.engine import (
     ReplayTask,
     engine_error,
 )
+from workloads.replay.images import images_to_replay
 from workloads.runfolder import (
     REPLAY_SCHEMA_VERSION,
     TERMINAL,
@@ -66,48 +67,6 @@ class ReplayOptions:
     registry: str | None = None  # with namespace: where the images are, instead of the trace's
     namespace: str | None = None
     engine_options: Mapping[str, Any] = field(default_factory=dict)
-
-
-def _split(image: str) -> tuple[str | None, str | None, str]:
-    """(registry, namespace, repository:tag) of an image name; None where it names none."""
-    parts = image.split("/")
-    if len(parts) >= 3:
-        return parts[0], "/".join(parts[1:-1]), parts[-1]
-    if len(parts) == 2:
-        return None, parts[0], parts[1]
-    return None, None, parts[0]
-
-
-def _images_from(
-    trace: list[TraceTask], options: ReplayOptions, environment: Mapping[str, str]
-) -> tuple[list[TraceTask], list[ImageRewrite]]:
-    """The images the trace names, but where ``--registry``/``--namespace`` say otherwise; the
-    variables of docker-bake.hcl ($REGISTRY, $NAMESPACE, $DOCKER_USERNAME) fill in only a part
-    the trace's image leaves out. Every change is returned, to be printed and recorded."""
-    env_registry = environment.get("REGISTRY")
-    env_namespace = environment.get("NAMESPACE") or environment.get("DOCKER_USERNAME")
-    rewrites: dict[str, ImageRewrite] = {}
-    moved = []
-    for task in trace:
-        registry, namespace, name = _split(task.image)
-        reasons = []
-        if options.registry is not None and options.registry != registry:
-            registry, reasons = options.registry, [*reasons, "--registry"]
-        elif registry is None and env_registry:
-            registry, reasons = env_registry, [*reasons, "$REGISTRY"]
-        if options.namespace is not None and options.namespace != namespace:
-            namespace, reasons = options.namespace, [*reasons, "--namespace"]
-        elif namespace is None and env_namespace:
-            namespace, reasons = env_namespace, [*reasons, "$NAMESPACE or $DOCKER_USERNAME"]
-        if not reasons:
-            moved.append(task)
-            continue
-        image = "/".join(part for part in (registry, namespace, name) if part)
-        rewrites.setdefault(
-            task.image, ImageRewrite(trace=task.image, replayed=image, reason=", ".join(reasons))
-        )
-        moved.append(task.model_copy(update={"image": image}))
-    return moved, list(rewrites.values())
 
 
 def _check_output(output: Path) -> None:
@@ -351,7 +310,9 @@ def replay(options: ReplayOptions, environment: Mapping[str, str] = os.environ) 
         trace_file = load_trace(options.trace)
     except TraceError as err:
         raise ReplayInputError(str(err)) from None
-    moved, images = _images_from(trace_file.tasks, options, environment)
+    moved, images = images_to_replay(
+        trace_file.tasks, options.registry, options.namespace, environment
+    )
     trace = sorted(moved, key=lambda task: task.submit_time)
     _check_output(options.output)
     replay_id = new_id()
