@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from workloads.manifest import Workload
 from workloads.runtime.choices import EXIT_COMPLETED, EXIT_FAILED
-from workloads.runtime.context import Context
+from workloads.runtime.context import Context, RunState
 from workloads.runtime.document import (
     ErrorPart,
     LoadPart,
@@ -103,15 +103,16 @@ class Run:
         self.stop = threading.Event()
         self.signals = StopOnSignal(self.stop)
         self.progress = ProgressReporter(workload.id, params.duration, params.progress)
-        self.ctx = Context(
-            workload, params, limits, 0, origin, self.stop, self.progress.line, self.run_id
+        self.state = RunState(
+            workload=workload, params=params, origin=origin, stop=self.stop, run_id=self.run_id
         )
+        self.memory_budget = 0  # until it is sized, after the workload's module is imported
         self.sampler = ResourceSampler(
             interval=params.sample_interval,
             origin=origin,
-            target=self.ctx.shape.target,
-            iterations=lambda: self.ctx.recorder.count,
-            probes=self.ctx.probes,
+            target=self.state.shape.target,
+            iterations=lambda: self.state.recorder.count,
+            probes=self.state.probes,
             on_sample=self._on_sample,
         )
         # Last: a port that is taken ends the run here, before any work (ExporterError).
@@ -121,19 +122,19 @@ class Run:
         self._written = False
 
     def _on_sample(self, sample: dict[str, float | None]) -> None:
-        iterations = self.ctx.recorder.count
+        iterations = self.state.recorder.count
         self.progress.update(sample, iterations)
         if self.exporter is not None:
             values = sample_values(
-                sample, self.sampler.cumulative, iterations, self.ctx.recorder.workers
+                sample, self.sampler.cumulative, iterations, self.state.recorder.workers
             )
             self.exporter.publish(values, self._primary_so_far())
 
     def _primary_so_far(self) -> tuple[str, str, float | None]:
         """The declared primary metric over the iterations so far, when it is a rate."""
         declared = self.workload.primary_metric
-        rate = self.ctx.reported.rates.get(declared.name)
-        value = rate.value(self.ctx.recorder.so_far()) if rate else None
+        rate = self.state.reported.rates.get(declared.name)
+        value = rate.value(self.state.recorder.so_far()) if rate else None
         return declared.name, declared.unit, value
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -154,7 +155,7 @@ class Run:
                 self.sampler.stop()
                 if self.exporter is not None:
                     self.exporter.close()
-                self.ctx.remove_scratch()
+                self.state.remove_scratch()
                 self.progress.close()
         return self._finish(error)
 
@@ -173,10 +174,10 @@ class Run:
             )
         except InsufficientMemory as err:
             raise RunFailure(str(err), "insufficient-memory") from None
-        self.ctx.memory_budget = budget
+        self.memory_budget = budget
         if warning:
-            self.ctx.warn(warning)
-        entry(self.ctx)
+            self.state.warn(warning)
+        entry(Context(state=self.state, memory_budget=budget))
 
     def _missing_module(self, err: ModuleNotFoundError) -> str:
         missing = err.name or "?"
@@ -195,7 +196,7 @@ class Run:
         if self._finished.wait(SETUP_STOP_DEADLINE):
             return
         # Still setting up: nothing to save. Iterating: the iterations stop themselves, in time.
-        iterating = self.ctx.iterating
+        iterating = self.state.iterating
         if iterating and self._finished.wait(STOP_DEADLINE - SETUP_STOP_DEADLINE):
             return
         with contextlib.suppress(Exception):
@@ -204,18 +205,18 @@ class Run:
                 with contextlib.suppress(psutil.Error):
                     child.kill()
             self.sampler.stop()
-            self.ctx.remove_scratch()
+            self.state.remove_scratch()
             self._finish(None, late=iterating)
         os._exit(128 + (self.signals.received or 15))
 
     # -- outcome ------------------------------------------------------------------------------
     def _finish(self, error: BaseException | None, late: bool = False) -> int:
-        totals = self.ctx.recorder.totals()
-        checks = verification(totals, self.ctx.reported)
+        totals = self.state.recorder.totals()
+        checks = verification(totals, self.state.reported)
         outcome = self._outcome(error, late, totals, checks)
         record = self._record(outcome, totals, checks)
         try:
-            document = assemble(record, self.ctx.reported)
+            document = assemble(record, self.state.reported)
         except ValidationError as err:  # a bug: say so, and still keep the results
             problem = err.errors()[0]
             where = ".".join(str(part) for part in problem["loc"])
@@ -225,7 +226,7 @@ class Run:
                 file=sys.stderr,
                 flush=True,
             )
-            document = assemble(record, self.ctx.reported, validate=False)
+            document = assemble(record, self.state.reported, validate=False)
         data = document.model_dump(mode="json")  # once, for the file and the console
         path = self._write(data)
         self._report(document, data, path)
@@ -265,7 +266,7 @@ class Run:
     def _unreported_primary(self) -> str | None:
         """Every completed run reports the primary metric its manifest entry declares."""
         declared = self.workload.primary_metric
-        reported = self.ctx.reported.metrics.get(declared.name)
+        reported = self.state.reported.metrics.get(declared.name)
         if reported is None:
             return f"the workload reported no {declared.name} (its declared primary metric)"
         if reported.unit != declared.unit:
@@ -293,22 +294,22 @@ class Run:
             peak_rss_bytes=self.sampler.peak_rss_bytes,
             peak_gpu_memory_bytes=self.sampler.peaks.get("gpu_memory_bytes"),
             samples=self.sampler.samples,
-            memory_budget=self.ctx.memory_budget,
-            scratch=self.ctx.scratch_summary(),
+            memory_budget=self.memory_budget,
+            scratch=self.state.scratch_summary(),
             load=self._load(totals.busy_seconds, tree["cpu_seconds"], wall),
             lock=lock_digest(),
         )
 
     def _load(self, busy: float, cpu_seconds: float, wall: float) -> LoadPart:
-        window = self.ctx.recorder.active_window()
-        workers = max(self.ctx.recorder.workers, 1)
-        origin = self.ctx.origin
+        window = self.state.recorder.active_window()
+        workers = max(self.state.recorder.workers, 1)
+        origin = self.state.origin
         start, end = (window[0] - origin, window[1] - origin) if window else (0.0, wall)
         span = max(end - start, 1e-9)
         return LoadPart(
             profile=self.params.profile,
             intensity_pct=self.params.intensity,
-            target_mean_pct=round(100 * self.ctx.shape.mean_target(start, end), 2),
+            target_mean_pct=round(100 * self.state.shape.mean_target(start, end), 2),
             achieved_busy_pct=round(100 * busy / (span * workers), 2) if window else None,
             achieved_cpu_pct=round(100 * cpu_seconds / (wall * workers), 2),
             workers=workers,
