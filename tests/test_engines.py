@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -64,10 +65,11 @@ SETUPS = {
 def example_engine(tmp_path_factory: pytest.TempPathFactory) -> str:
     """examples/local-engine, pip-installed into a folder of its own: its entry point makes
     ``--engine local`` known to every replay started with that folder on PYTHONPATH."""
-    target = tmp_path_factory.mktemp("site")
+    source, target = tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("site")
+    shutil.copytree(EXAMPLE, source, dirs_exist_ok=True)  # a build leaves files in its source
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-         "--no-build-isolation", "--target", str(target), str(EXAMPLE)],
+         "--no-build-isolation", "--target", str(target), str(source)],
         check=True, capture_output=True,
     )  # fmt: skip
     return str(target)
