@@ -84,8 +84,9 @@ _SIGKILL = 9
 
 # -- the job script ----------------------------------------------------------------------------
 # The OCI hook: the container's first process (the state's "pid") joins every cgroup of the
-# process named by the annotation, the job script that became podman; everything the container
-# starts afterwards is born there.
+# process named by the annotation, the job script; everything the container starts afterwards
+# is born there. When the job script is gone, so is the job: the hook fails, and the container
+# never starts.
 _HOOK_SCRIPT = r"""state=$(cat)
 pid=$(printf '%s' "$state" | tr ',{' '\n\n' | sed -n 's/^ *"pid": *\([0-9][0-9]*\).*/\1/p')
 job=$(printf '%s' "$state" | sed -n 's/.*"org\.cloudai\.job-cgroups": *"\([0-9][0-9]*\)".*/\1/p')
@@ -96,7 +97,7 @@ while IFS=: read -r _ controllers path; do
         [ -f /sys/fs/cgroup/cgroup.controllers ] && root=/sys/fs/cgroup ;;
     *) root=/sys/fs/cgroup/${controllers#name=} ;;
   esac
-  [ -d "$root$path" ] || continue
+  [ -d "$root" ] || continue  # a hierarchy not mounted here
   echo "$pid" > "$root$path/cgroup.procs" || exit 1
 done < "/proc/$job/cgroup"
 """
@@ -111,7 +112,19 @@ _HOOK_DIGEST = hashlib.sha256(_HOOK_TEXT.encode()).hexdigest()[:12]
 # Where podman puts a container's own cgroups (empty once the hook has run) and conmon's.
 PODMAN_CGROUP_PARENT = "/cloudai-podman"
 
-_CONTAINER_SCRIPT = """#!/bin/bash
+# The job's first process stays the script: ``scancel --batch`` signals it, and its trap passes
+# a stop on (the replay sends it again every second); SIGKILL ends the job step, all of it.
+_SUPERVISE = """child=$!
+status=0
+while :; do
+  wait "$child"
+  status=$?
+  kill -0 "$child" 2>/dev/null || break
+done
+exit "$status"
+"""
+_CONTAINER_SCRIPT = (
+    """#!/bin/bash
 # cloudai-workloads replay {replay_id}, task {task_id}: {image}, with podman, in this job's cgroups
 set -u
 hooks="${{TMPDIR:-/tmp}}/cloudai-workloads-hooks-{digest}"
@@ -141,23 +154,40 @@ if [[ -n ${{SLURM_JOB_GPUS:-}} ]] && compgen -G '/etc/cdi/nvidia*' >/dev/null; t
 elif [[ -n ${{CUDA_VISIBLE_DEVICES:-}} ]]; then
   run+=(--env "CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES")
 fi
-exec podman "${{options[@]}}" run --rm --name {name} \\
+# A stop reaches the container's first process once it runs, which ignores it until it has a
+# handler (the kernel drops a signal to a PID 1 without one).
+stop() {{ podman kill --signal TERM {name} >/dev/null 2>&1; }}
+trap stop TERM
+podman "${{options[@]}}" run --rm --name {name} \\
   --annotation "org.cloudai.job-cgroups=$$" --label {replay_label} --label {task_label} \\
   --label "org.cloudai.slurm-job=${{SLURM_JOB_ID:-}}" \\
   --cgroup-manager cgroupfs --cgroup-parent {cgroup_parent} --network host "${{run[@]}}" \\
   --volume /sys/fs/cgroup:/sys/fs/cgroup:ro --volume {output}:/output \\
-  {image} /bin/sh -c {command}
+  {image} /bin/sh -c {command} &
 """
+    + _SUPERVISE
+)
 
-_PROCESS_SCRIPT = """#!/bin/bash
+_PROCESS_SCRIPT = (
+    """#!/bin/bash
 # cloudai-workloads replay {replay_id}, task {task_id}: {workload}, run by the installed package
 # The task's controls only: no CLOUDAI_ variable of the submitter's but the catalogue's path.
 while read -r name; do
   [[ $name == CLOUDAI_MANIFEST ]] || unset "$name"
 done < <(compgen -e | grep '^CLOUDAI_')
 export CLOUDAI_PROGRESS=lines
-exec {command}
+# A stop reaches the workload once it handles SIGTERM (SigCgt): before that, the signal would
+# end it without a document.
+stop() {{
+  local caught
+  caught=$(sed -n 's/^SigCgt:[[:space:]]*//p' "/proc/$child/status" 2>/dev/null)
+  [[ -n $caught ]] && (( 0x$caught >> 14 & 1 )) && kill -TERM "$child"
+}}
+trap stop TERM
+{command} &
 """
+    + _SUPERVISE
+)
 
 
 def container_script(task: ReplayTask, replay_id: str) -> str:
@@ -665,8 +695,9 @@ class SlurmEngine:
         elif record.ended:
             kind, detail = self._ending(job, record)
             nodes = record.nodes if record.nodes not in _NO_NODE else None
-            self._record(emit, job, kind, record.end or now, now, node=nodes,
-                         exit_code=record.exit_code, detail=detail)  # fmt: skip
+            code = record.exit_code if record.ran else None  # a job that never ran has none
+            self._record(emit, job, kind, record.end or now, now, node=nodes, exit_code=code,
+                         detail=detail)  # fmt: skip
 
     def _ending(self, job: _Job, record: JobRecord) -> tuple[str, str]:
         state = record.state
