@@ -4,6 +4,7 @@ Jobs. Both come from the manifest alone: the image, its launcher and the declare
 from __future__ import annotations
 
 import math
+import secrets
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -16,16 +17,26 @@ RESULTS_MOUNT = "/results"
 # The master's SLA multiplier: its handler accepts 1.5 to 2.5 and defaults to 2.0.
 K_VALUE_RANGE, DEFAULT_K_VALUE = (1.5, 2.5), 2.0
 DEFAULT_USER = "cloudai"
-# Kubernetes ends a Job that runs past its longest declared duration by this much.
+# Kubernetes ends a Job that runs past its duration (the explicit one, else the longest default
+# one) times DEADLINE_MARGIN, plus DEADLINE_SLACK seconds for scheduling, the image's pull and
+# start-up (activeDeadlineSeconds counts from the Job's start, not the container's).
 DEADLINE_MARGIN = 1.5
+DEADLINE_SLACK = 120
+# The ephemeral-storage limit is the envelope's disk (the request) plus this share, for the
+# container's log and the document beside the scratch data.
+EPHEMERAL_HEADROOM = 0.25
+# The defaults of docker-bake.hcl and compose.yaml: a registry on this machine (scripts/docker-up
+# starts one), never a namespace this project does not own.
+DEFAULT_REGISTRY = "localhost:5000"
+DEFAULT_NAMESPACE = "cloudai"
 
 
 @dataclass(frozen=True)
 class Images:
     """Where the images live: the same variables as docker-bake.hcl and compose.yaml."""
 
-    registry: str = "docker.io"
-    namespace: str = "cloudai"
+    registry: str = DEFAULT_REGISTRY
+    namespace: str = DEFAULT_NAMESPACE
 
     def of(self, workload: Workload) -> str:
         return workload.image(self.registry, self.namespace)
@@ -111,20 +122,46 @@ def _quantity(size: int) -> str:
     return str(size)
 
 
+def _mebibytes(size: float) -> int:
+    """``size`` rounded up to whole MiB."""
+    return math.ceil(size / (1 << 20)) << 20
+
+
 def _cpu(cores: float) -> str:
     return f"{cores:g}" if float(cores).is_integer() else f"{round(cores * 1000)}m"
 
 
+def deadline_seconds(workload: Workload, controls: dict[str, str]) -> int:
+    """activeDeadlineSeconds: the run's duration, explicit or the longest default, with margin."""
+    duration = float(controls["duration"]) if "duration" in controls else workload.duration.max
+    return math.ceil(duration * DEADLINE_MARGIN) + DEADLINE_SLACK
+
+
+def new_export_id() -> str:
+    """What makes one export's Job names unique (6 hex digits), and labels them together."""
+    return secrets.token_hex(3)
+
+
 def kubernetes_job(
-    workload: Workload, images: Images, controls: dict[str, str], results_claim: str | None
+    workload: Workload,
+    images: Images,
+    controls: dict[str, str],
+    results_claim: str | None,
+    export_id: str | None = None,
 ) -> dict[str, Any]:
     """A batch/v1 Job: requests = limits = the envelope, the controls as CLOUDAI_ variables, and
-    a results volume (an emptyDir, or the named PersistentVolumeClaim) at /results."""
+    a results volume (an emptyDir, or the named PersistentVolumeClaim) at /results. Scratch data
+    goes to the results volume: to the pod's ephemeral storage with an emptyDir (requested as
+    ``ephemeral-storage``), to the claim with one (then nothing is requested of the node)."""
+    export_id = export_id or new_export_id()
     envelope = workload.envelope
     requests = {"cpu": _cpu(envelope.cpus), "memory": _quantity(envelope.memory)}
-    if envelope.disk:
-        requests["ephemeral-storage"] = _quantity(envelope.disk)  # scratch lives in /results
     limits = dict(requests)
+    if envelope.disk and not results_claim:  # scratch lives in /results, an emptyDir
+        requests["ephemeral-storage"] = _quantity(envelope.disk)
+        limits["ephemeral-storage"] = _quantity(
+            _mebibytes(envelope.disk * (1 + EPHEMERAL_HEADROOM))
+        )
     if envelope.gpus:
         limits["nvidia.com/gpu"] = str(envelope.gpus)
     env = [{"name": "CLOUDAI_" + name.upper(), "value": value} for name, value in controls.items()]
@@ -139,6 +176,7 @@ def kubernetes_job(
         "app.kubernetes.io/component": workload.id,
         "cloudai.org/category": workload.category,
         "cloudai.org/task-type": workload.task_type,
+        "cloudai.org/export": export_id,
     }
     container: dict[str, Any] = {
         "name": "workload",
@@ -160,10 +198,10 @@ def kubernetes_job(
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": f"cloudai-{workload.id}", "labels": labels},
+        "metadata": {"name": f"cloudai-{workload.id}-{export_id}", "labels": labels},
         "spec": {
             "backoffLimit": 0,
-            "activeDeadlineSeconds": math.ceil(workload.duration.max * DEADLINE_MARGIN),
+            "activeDeadlineSeconds": deadline_seconds(workload, controls),
             "template": {
                 "metadata": pod_metadata,
                 "spec": {
@@ -195,5 +233,9 @@ def kubernetes_jobs(
     images: Images,
     controls: dict[str, str],
     results_claim: str | None = None,
+    export_id: str | None = None,
 ) -> list[dict[str, Any]]:
-    return [kubernetes_job(w, images, controls, results_claim) for w in workloads]
+    """One export's Jobs: their names share an id of their own (``cloudai-io-1-3f9a2c``), so that
+    a second export applies beside the first, and the label ``cloudai.org/export`` selects them."""
+    export_id = export_id or new_export_id()
+    return [kubernetes_job(w, images, controls, results_claim, export_id) for w in workloads]
