@@ -20,6 +20,10 @@ Started as root (the image's default), it runs the command as the ``cloudai`` us
 can write the results folder, else as the folder's owner (files then belong to whoever owns the
 mount, as the host expects). Started as any other user (``docker run --user``), it runs the
 command as that user.
+
+A command that starts with an option (``docker run IMAGE --duration 5``: the flags replaced the
+image's command) is a usage error, exit 2, with the line to type instead; a command that cannot
+be started is exit 127, as a shell says of a command not found.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from workloads.runtime.choices import EXIT_USAGE
 from workloads.runtime.results import choose_results_dir
 from workloads.runtime.signals import READY_FD, STOP_SIGNALS
 
@@ -54,6 +59,7 @@ GRACE = 4.5
 # A stop is held at most this long for a command that does not say it is ready.
 READY_WAIT = 1.5
 _PR_SET_CHILD_SUBREAPER = 36
+EXIT_CANNOT_RUN = 127  # the command cannot be started (not found, not executable)
 
 
 def writable_by(folder: Path, uid: int, gid: int) -> bool:
@@ -128,7 +134,7 @@ class Supervisor:
             self.child = _spawn(self.command, writer)
         except OSError as err:
             print(f"supervisor: cannot run {self.command[0]}: {err.strerror}", file=sys.stderr)
-            return 127
+            return EXIT_CANNOT_RUN
         finally:
             os.close(writer)
         threading.Thread(target=self._await_ready, args=(reader,), daemon=True).start()
@@ -179,11 +185,50 @@ class Supervisor:
                 self.child.returncode = status  # reaped here: keep Popen from waiting again
 
 
+def launcher_here(package: Path | None = None) -> str:
+    """The launcher of this image's workload: a variant's image holds one workload module, its
+    own; elsewhere (a base, a checkout) the generic name."""
+    try:
+        from workloads.manifest import get_manifest
+
+        package = package or Path(__file__).resolve().parent
+        present = [
+            workload.launcher
+            for workload in get_manifest()
+            if (package.parent / (workload.module.replace(".", "/") + ".py")).is_file()
+        ]
+    except Exception:  # a broken manifest must not hide the usage line
+        present = []
+    return present[0] if len(present) == 1 else "cpu_process_N.py"
+
+
+def only_options(command: list[str]) -> str:
+    """What to type when the image's command is only options (``docker run IMAGE --duration 5``
+    replaced the image's command with them)."""
+    flag, _, value = command[0].partition("=")
+    if not value and len(command) > 1 and not command[1].startswith("-"):
+        value = command[1]
+    line = (
+        f"supervisor: {command[0]!r} is an option, not a command: the options replaced the "
+        f"image's command. Put the launcher first: docker run IMAGE python {launcher_here()} "
+        + " ".join(command)
+    )
+    with contextlib.suppress(Exception):  # the hint of a control's variable, when it is one
+        from workloads.options import OPTIONS
+
+        variable = next(option.variable for option in OPTIONS if option.flag == flag)
+        line += f" (or set the control: docker run -e {variable}={value or '...'} IMAGE)"
+    return line
+
+
 def main(argv: list[str] | None = None) -> int:
     command = list(sys.argv[1:] if argv is None else argv)
     if not command:
         print("usage: python -m workloads.supervisor COMMAND [ARG...]", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    if command[0].startswith("-"):
+        print(only_options(command), file=sys.stderr)
+        return EXIT_USAGE
     return Supervisor(command).run()
 
 

@@ -26,6 +26,13 @@ Metrics (base units, as Prometheus' naming guide asks):
     cloudai_gpu_utilisation_ratio, cloudai_gpu_memory_used_bytes, cloudai_gpu_power_watts
                                        from NVML, when a GPU is used
     cloudai_primary_metric{name,unit}  the primary metric so far, when it is a declared rate
+    cloudai_run_finished               0 while the run lasts, 1 once it has ended
+    cloudai_run_end_timestamp_seconds  when it ended (Unix time), once it has
+
+When the run ends, the textfile is written once more, as node_exporter's users expect of a batch
+job: ``cloudai_run_finished 1`` and the end time, the load gauges (target busy fraction, cores,
+resident memory, GPU utilisation, memory and power) at zero, the counters and the rest as at the
+last sample. A finished run does not look busy for as long as the file stays.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,19 +74,38 @@ class RunMetrics:
         self._lock = threading.Lock()
         self._values: dict[str, float | None] = {}
         self._primary: tuple[str, str, float | None] | None = None
+        self._ended: float | None = None  # Unix time of the run's end
 
     def update(
         self, values: dict[str, float | None], primary: tuple[str, str, float | None] | None
     ) -> None:
         with self._lock:
-            self._values, self._primary = dict(values), primary
+            if self._ended is None:  # a sample after the end changes nothing
+                self._values, self._primary = dict(values), primary
+
+    def finish(self) -> None:
+        """The run has ended: no load from now on, and say so."""
+        with self._lock:
+            self._ended = time.time()
+            for name in IDLE_WHEN_FINISHED:
+                if self._values.get(name) is not None:
+                    self._values[name] = 0.0
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
-            values, primary = dict(self._values), self._primary
+            values, primary, ended = dict(self._values), self._primary, self._ended
         info = InfoMetricFamily("cloudai_run", "the run: workload, seed, load shape")
         info.add_metric([], self._labels)
         yield info
+        yield GaugeMetricFamily(
+            "cloudai_run_finished", _HELP["cloudai_run_finished"], value=float(ended is not None)
+        )
+        if ended is not None:
+            yield GaugeMetricFamily(
+                "cloudai_run_end_timestamp_seconds",
+                _HELP["cloudai_run_end_timestamp_seconds"],
+                value=ended,
+            )
         for name, value in self._static.items():
             yield GaugeMetricFamily(name, _HELP[name], value=value)
         for name, value in values.items():
@@ -94,7 +121,19 @@ class RunMetrics:
             yield gauge
 
 
+# The gauges of load that a finished run reports as zero.
+IDLE_WHEN_FINISHED = (
+    "cloudai_target_busy_fraction",
+    "cloudai_achieved_cores",
+    "cloudai_rss_bytes",
+    "cloudai_gpu_utilisation_ratio",
+    "cloudai_gpu_memory_used_bytes",
+    "cloudai_gpu_power_watts",
+)
+
 _HELP = {
+    "cloudai_run_finished": "1 once the run has ended (its load gauges are then zero), else 0",
+    "cloudai_run_end_timestamp_seconds": "when the run ended (Unix time)",
     "cloudai_elapsed_seconds": "the run's time at the last sample",
     "cloudai_target_busy_fraction": "the load shape now: each worker's target busy fraction",
     "cloudai_workers": "workers sharing the load",
@@ -153,10 +192,15 @@ class Exporter:
             self.write_textfile()
 
     def close(self) -> None:
+        """The run has ended: the port closes (a last scrape still showed the last sample), then
+        the textfile says so (finished, no load)."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        self.metrics.finish()
+        with contextlib.suppress(ExporterError):  # the document matters more
+            self.write_textfile()
 
 
 def sample_values(
