@@ -32,7 +32,7 @@ from tests.conftest import (
     run_cli,
     wait_for,
 )
-from workloads.io import access, network, sqlite, storage
+from workloads.io import access, database, network, storage
 from workloads.manifest import get_manifest
 from workloads.runtime import latency
 from workloads.runtime.filesystems import mount_of
@@ -373,9 +373,9 @@ def test_sqlite_full_is_a_full_disk(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.Error) as raised:
         connection.executemany("INSERT INTO t VALUES (?)", [(b"x" * 4000,)] * 64)
     connection.close()
-    full = sqlite._full_disk(raised.value, tmp_path / "small.sqlite")
+    full = database.full_disk(raised.value, tmp_path / "small.sqlite")
     assert full is not None and full.errno == errno.ENOSPC
-    assert sqlite._full_disk(sqlite3.OperationalError("no such table: t"), tmp_path) is None
+    assert database.full_disk(sqlite3.OperationalError("no such table: t"), tmp_path) is None
 
 
 # -- io-6's phases and io-4's parser catch damage ---------------------------------------------

@@ -195,21 +195,7 @@ def _one_image(
     plan: tuple[int, int, int, int],
     result: IterationResult,
 ) -> dict[str, Any]:
-    """One image's round trips, processing and stream; its files are removed at the end."""
-    try:
-        return _image_work(iteration, folder, number, plan, result)
-    finally:
-        for path in folder.glob(f"*-{number}.*"):
-            path.unlink()
-
-
-def _image_work(
-    iteration: Iteration,
-    folder: Path,
-    number: int,
-    plan: tuple[int, int, int, int],
-    result: IterationResult,
-) -> dict[str, Any]:
+    """One image's round trips, processing and stream, in files in ``folder``."""
     _, width, height, blob_size = plan
     pixels = synthesise(iteration.rng, width, height)
     image = Image.fromarray(pixels, "RGB")
@@ -252,6 +238,8 @@ def one_iteration(iteration: Iteration) -> IterationResult:
         for number in range(images):
             iteration.checkpoint()
             outcomes.append(_one_image(iteration, folder, number, plan, result))
+            for path in folder.iterdir():  # the next image's files take their place
+                path.unlink()
     worst = min(outcome["jpeg"] for outcome in outcomes)
     for key, label in (
         ("png", "PNG round trips equal the original pixels"),

@@ -21,27 +21,23 @@ Each iteration:
    point query against the model and its payload's CRC-32.
 
 SQLite's page cache (``cache_size``) and the batches grow and shrink with the iterations, so
-memory varies within the budget. Temporary data stays in memory (``temp_store``) and the WAL
-index on the heap (exclusive locking), so nothing is written outside the scratch folder. A full
-disk (``SQLITE_FULL``) is raised as ENOSPC: the run ends as disk-full. A progress handler aborts
-a statement as soon as the run must stop.
+memory varies within the budget. The database file (``workloads/io/database.py``) writes nothing
+outside the scratch folder, aborts a statement as soon as the run must stop, and raises a full
+disk (``SQLITE_FULL``) as ENOSPC: the run ends as disk-full.
 """
 
 from __future__ import annotations
 
-import errno
 import sqlite3
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from pathlib import Path
 
 import numpy as np
 
 from workloads.io import storage
+from workloads.io.database import DatabaseFile, live_bytes, transaction
 from workloads.io.storage import MIB
 from workloads.runtime.context import Context
-from workloads.runtime.iterations import Interrupted, Iteration, IterationResult
+from workloads.runtime.iterations import Iteration, IterationResult
 from workloads.runtime.rates import Rate, timed
 
 _CATEGORIES = ("books", "games", "garden", "grocery", "health", "music", "sports", "tools")
@@ -60,11 +56,8 @@ _DATABASE_BYTES = 256 * MIB  # the live data's ceiling at scale 1
 # iteration (the file grows by them before the oldest go), and the WAL between checkpoints.
 _LIVE_SHARE, _INSERT_SHARE, _WAL_SHARE = 0.35, 0.15, 0.15
 _ROW_BYTES = 300  # on disk, about: fields, payload and index entry
-_PAGE_BYTES = 4096
 _CACHE = (2 * MIB, 64 * MIB)  # SQLite page cache
 _MEMORY_SHARE = 0.25  # of the memory budget for SQLite's page cache
-_PROGRESS_STEPS = 20_000  # SQLite VM steps between stop checks
-_SQLITE_FULL = 13  # SQLite's result code for a full disk (sqlite3.SQLITE_FULL from Python 3.11)
 _SCHEMA = """
 CREATE TABLE orders (
     id INTEGER PRIMARY KEY,
@@ -120,95 +113,24 @@ class Model:
         }
 
 
-def _full_disk(error: sqlite3.Error, path: Path) -> OSError | None:
-    """SQLITE_FULL as the ENOSPC it is, so the run ends as disk-full."""
-    code = getattr(error, "sqlite_errorcode", None)  # Python 3.11+; the message before
-    # (extended result codes keep the primary one in their low byte)
-    if (code & 0xFF == _SQLITE_FULL) if code is not None else "disk is full" in str(error):
-        return OSError(errno.ENOSPC, f"database or disk is full ({error})", str(path))
-    return None
-
-
 class Database:
     """The run's database and the model of its rows; called once per iteration."""
 
     def __init__(self) -> None:
-        self.path: Path | None = None
-        self.connection: sqlite3.Connection | None = None
+        self.file = DatabaseFile("orders.sqlite", _SCHEMA, wal_share=_WAL_SHARE)
         self.model = Model()
         self.peak_bytes = 0  # of the database and its WAL, after an iteration
-        self._task: Iteration | None = None
-
-    # -- lifecycle ----------------------------------------------------------------------------
-    def _open(self, folder: Path, disk_budget: int) -> sqlite3.Connection:
-        self.path = folder / "orders.sqlite"
-        connection = sqlite3.connect(self.path, isolation_level=None)
-        wal = int(disk_budget * _WAL_SHARE) if disk_budget else 1000 * _PAGE_BYTES
-        for pragma in (
-            f"page_size = {_PAGE_BYTES}",
-            "locking_mode = EXCLUSIVE",  # one connection: the WAL index lives on the heap
-            "journal_mode = WAL",
-            "synchronous = FULL",  # every commit is fsync'ed
-            "temp_store = MEMORY",
-            "auto_vacuum = NONE",
-            f"wal_autocheckpoint = {max(16, min(1000, wal // _PAGE_BYTES))}",
-            f"journal_size_limit = {wal}",
-        ):
-            connection.execute(f"PRAGMA {pragma}")
-        connection.executescript(_SCHEMA)
-        connection.set_progress_handler(self._should_abort, _PROGRESS_STEPS)
-        return connection
-
-    def _should_abort(self) -> int:
-        return int(self._task is not None and self._task.stopping())
-
-    def close(self) -> None:
-        if self.connection is not None:
-            self.connection.close()
-            self.connection = None
-        if self.path is not None:
-            for suffix in ("", "-wal", "-journal", "-shm"):
-                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        """SQLite's errors as the run understands them: a stop, a full disk, or a failure."""
-        try:
-            yield
-        except sqlite3.Error as error:
-            if self._task is not None and self._task.stopping():
-                raise Interrupted from error
-            full = _full_disk(error, self.path or Path())
-            if full is not None:
-                raise full from error
-            raise
 
     def __call__(self, iteration: Iteration) -> IterationResult:
-        assert iteration.scratch is not None
-        self._task = iteration
-        with self._errors():
-            if self.connection is None:
-                self.connection = self._open(iteration.scratch, iteration.disk_budget)
-            result = _iteration(iteration, self.connection, self.model)
-        self.peak_bytes = max(self.peak_bytes, _file_bytes(self.path))
+        with self.file.serving(iteration) as connection:
+            result = _iteration(iteration, connection, self.model)
+        self.peak_bytes = max(self.peak_bytes, self.file.size())
         return result
 
 
 # -- one iteration ----------------------------------------------------------------------------
 def _scaled(iteration: Iteration, bounds: tuple[int, int]) -> int:
     return max(1, int(iteration.grow(bounds[0] * iteration.scale, bounds[1] * iteration.scale)))
-
-
-def _transaction(connection: sqlite3.Connection, statement: str, rows: list[tuple]) -> None:
-    connection.execute("BEGIN")
-    try:
-        connection.executemany(statement, rows)
-        connection.execute("COMMIT")
-    except BaseException:
-        if connection.in_transaction:  # SQLite may have rolled back already (a full disk)
-            with suppress(sqlite3.Error):
-                connection.execute("ROLLBACK")
-        raise
 
 
 def _insert(
@@ -245,7 +167,7 @@ def _insert(
         iteration.checkpoint()
         chunk = rows[first : first + batch]
         with timed(result, "transaction", latency=_TRANSACTION_LATENCY):
-            _transaction(connection, statement, chunk)
+            transaction(connection, statement, chunk)
         result.add("transactions", 1)
         result.add("rows_inserted", len(chunk))
     model.append(category, customer, amount)
@@ -326,24 +248,10 @@ def _updates(
         deltas = rng.integers(-500, 501, size)
         rows = list(zip(deltas.tolist(), ids.tolist(), strict=True))
         with timed(result, "transaction", latency=_TRANSACTION_LATENCY):
-            _transaction(connection, statement, rows)
+            transaction(connection, statement, rows)
         np.add.at(model.amount, ids - model.low, deltas)
         result.add("transactions", 1)
         result.add("rows_updated", size)
-
-
-def _file_bytes(path: Path | None) -> int:
-    files = [Path(f"{path}{suffix}") for suffix in ("", "-wal")] if path else []
-    return sum(file.stat().st_size for file in files if file.exists())
-
-
-def _pragma(connection: sqlite3.Connection, name: str) -> int:
-    return int(connection.execute(f"PRAGMA {name}").fetchone()[0])
-
-
-def _live_bytes(connection: sqlite3.Connection) -> int:
-    pages = _pragma(connection, "page_count") - _pragma(connection, "freelist_count")
-    return pages * _pragma(connection, "page_size")
 
 
 def _retain(
@@ -353,13 +261,13 @@ def _retain(
     target = _DATABASE_BYTES * iteration.scale
     if iteration.disk_budget:
         target = min(target, iteration.disk_budget * _LIVE_SHARE)
-    live = _live_bytes(connection)
+    live = live_bytes(connection)
     if live <= target or model.rows < 2:
         return
     drop = min(model.rows - 1, int(model.rows * (1 - 0.8 * target / live)) + 1)
     cutoff = model.low + drop
     with timed(result, "transaction", latency=_TRANSACTION_LATENCY):
-        _transaction(connection, "DELETE FROM orders WHERE id < ?", [(cutoff,)])
+        transaction(connection, "DELETE FROM orders WHERE id < ?", [(cutoff,)])
     result.add("transactions", 1)
     result.add("rows_deleted", drop)
     model.drop_oldest(drop)
@@ -425,7 +333,7 @@ def run(ctx: Context) -> None:
         database,
         buffered="buffered (SQLite), WAL, fsync",
         processes=False,  # one database, kept open between iterations
-        finish=database.close,
+        finish=database.file.close,
         rates={
             "transactions_per_s": Rate("transactions", ["transaction"], "tx/s"),
             "queries_per_s": Rate("queries", ["query"], "queries/s"),
