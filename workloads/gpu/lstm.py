@@ -126,7 +126,8 @@ def recurrent(layer: nn.RNNBase, inputs: torch.Tensor) -> torch.Tensor:
 
 
 class Trainer(ScheduledWork[Geometry]):
-    """The iteration function: keeps the models and optimizer across iterations (runs inline)."""
+    """Trains the language model, and runs the two inference layers, at a sequence length
+    that rises and falls; keeps them and the optimizer across iterations."""
 
     trains = True
     schedule_name = "sequence"

@@ -216,7 +216,8 @@ def attention_errors(
 
 
 class Trainer(ScheduledWork[Geometry]):
-    """The iteration function: keeps the models and optimizer across iterations (runs inline)."""
+    """Trains the encoder on masked tokens, and runs cross-attention, at a sequence length that
+    rises and falls; keeps the encoder, the block and the optimizer across iterations."""
 
     trains = True
     schedule_name = "sequence"
