@@ -2,7 +2,8 @@
 them, and ``replay``, ``analyze`` and ``report``, which read them. A neutral module: the
 commands import it side by side, never one another.
 
-    trace.json / .csv     a trace (``TraceFile``: ``meta`` and ``tasks``, a ``TraceTask`` each)
+    trace.json / .csv     a trace (``TraceFile``: ``meta`` and ``tasks``, a ``TraceTask`` each;
+                          defined in workloads/tracefile.py, re-exported here)
     DIR/replay.json       what was replayed, how, on what (``ReplayRecord``)
     DIR/trace.json        the trace as replayed (images as submitted)
     DIR/events.jsonl      one state change per line (``Event``), in the vocabulary of Google's
@@ -17,18 +18,28 @@ offsets from the replay's start (``t``); timestamps for people are ``jsonio.time
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import threading
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
-from workloads.jsonio import dumps, write_json
-from workloads.sizes import GIB
+from workloads.jsonio import write_json
+
+# The trace's half of the contract, re-exported.
+from workloads.tracefile import (  # noqa: F401
+    OPTIONAL_FIELDS,
+    SOURCE_COLUMNS,
+    TRACE_FIELDS,
+    Origin,
+    TraceError,
+    TraceFile,
+    TraceTask,
+    first_error,
+    load_trace,
+)
 
 REPLAY_FILE, TRACE_FILE, EVENTS_FILE, TASKS_FOLDER = (
     "replay.json",
@@ -47,108 +58,6 @@ TERMINAL = ("FINISH", "FAIL", "KILL", "EVICT", "LOST")
 
 class RunFolderError(Exception):
     """A run folder that is missing a record, or holds a malformed one (one line)."""
-
-
-class TraceError(ValueError):
-    """A trace that cannot be read (one line)."""
-
-
-def _first_error(error: ValidationError) -> str:
-    first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"])
-    return f"{where}: {first['msg']}" if where else first["msg"]
-
-
-# -- the trace ------------------------------------------------------------------------------------
-Finite = Annotated[float, Field(allow_inf_nan=False)]
-
-
-class TraceTask(BaseModel):
-    """One task of a trace: when it arrives, what runs, what it asks for. The columns follow
-    public cluster traces (Google's cluster data, Alibaba's batch_task); memory and disk in GiB,
-    as the master's API and those traces state them."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    submit_time: Finite = Field(ge=0, description="seconds after the trace's start")
-    task_id: int = Field(ge=0)
-    task_name: str = Field(min_length=1, description="the workload id, e.g. cpu-3")
-    category: str
-    task_type: str
-    image: str = Field(min_length=1)
-    command: str = Field(min_length=1, description="run as /bin/sh -c COMMAND in the image")
-    cpu_request: Finite = Field(gt=0, description="CPUs (cores, fractional allowed)")
-    memory_request_gib: Finite = Field(gt=0)
-    disk_request_gib: Finite = Field(ge=0)
-    gpu_request: int = Field(ge=0)
-    duration_seconds: Finite = Field(gt=0)
-    seed: int = Field(ge=0)
-
-    @property
-    def memory_bytes(self) -> int:
-        return round(self.memory_request_gib * GIB)
-
-
-TRACE_FIELDS = tuple(TraceTask.model_fields)
-
-
-class TraceFile(BaseModel):
-    """A trace as ``trace`` writes it in JSON: how it was made, and its tasks."""
-
-    model_config = ConfigDict(extra="forbid", title="cloudai-workloads trace")
-    meta: dict[str, Any] = Field(
-        default_factory=dict, description="how the trace was made (generator, seed, mix...)"
-    )
-    tasks: list[TraceTask]
-
-    @field_validator("tasks")
-    @classmethod
-    def _unique_and_present(cls, tasks: list[TraceTask]) -> list[TraceTask]:
-        if not tasks:
-            raise ValueError("the trace has no tasks")
-        seen: set[int] = set()
-        for task in tasks:
-            if task.task_id in seen:
-                raise ValueError(f"task id {task.task_id} repeats")
-            seen.add(task.task_id)
-        return tasks
-
-    def to_json(self) -> str:
-        return dumps(self.model_dump())
-
-    def to_csv(self) -> str:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=TRACE_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(task.model_dump() for task in self.tasks)
-        return buffer.getvalue()
-
-
-def load_trace(path: Path) -> TraceFile:
-    """A trace written by ``trace`` (JSON or CSV), validated; TraceError says in one line what
-    is wrong and where."""
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise TraceError(f"{path}: {err.strerror}") from None
-    try:
-        if text.lstrip().startswith("{"):
-            return TraceFile.model_validate_json(text)
-        return TraceFile(tasks=_csv_rows(path, text))
-    except ValidationError as err:
-        problem = _first_error(err)
-        if problem.startswith("tasks."):
-            problem = "task " + problem.removeprefix("tasks.")
-        raise TraceError(f"{path}: {problem.replace('Value error, ', '')}") from None
-
-
-def _csv_rows(path: Path, text: str) -> list[dict[str, str]]:
-    if text.lstrip().startswith("[") or not text.strip():
-        raise TraceError(f"{path}: not a trace (neither a JSON object nor CSV with a header)")
-    reader = csv.DictReader(io.StringIO(text))
-    missing = sorted(set(TRACE_FIELDS) - set(reader.fieldnames or ()))
-    if missing:
-        raise TraceError(f"{path}: not a trace (CSV without {', '.join(missing)})")
-    return list(reader)
 
 
 # -- events ---------------------------------------------------------------------------------------
@@ -299,7 +208,7 @@ def read_replay(run: Path) -> ReplayRecord:
     except FileNotFoundError:
         raise RunFolderError(f"{path} is missing: not a replay's run folder") from None
     except ValidationError as err:
-        raise RunFolderError(f"{path}: {_first_error(err)}") from None
+        raise RunFolderError(f"{path}: {first_error(err)}") from None
 
 
 def read_trace(run: Path) -> list[TraceTask]:
