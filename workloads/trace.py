@@ -127,7 +127,7 @@ def to_cloudai(trace: list[TraceTask], *, k_value: float, user: str) -> str:
             memory_required=task.memory_request_gib,
             gpu_required=task.gpu_request,
             storage_required=task.disk_request_gib,
-            user_id=user,
+            user_id=task.user or user,
             tag=task.task_type,
             k_value=k_value,
         ).body()

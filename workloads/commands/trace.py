@@ -1,8 +1,10 @@
-"""``trace``: a seeded arrival trace of tasks for scheduler experiments."""
+"""``trace``: an arrival trace of tasks for scheduler experiments, seeded from a mix of the
+catalogue, or converted from a public cluster log (``--from``)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import workloads
@@ -16,10 +18,16 @@ from workloads.commands.common import (
 )
 from workloads.manifest import get_manifest
 from workloads.options import UsageError, positive_float, positive_int, seed
+from workloads.runfolder import TraceFile
 
-HELP = "a seeded arrival trace of tasks for scheduler experiments"
+HELP = "an arrival trace of tasks: a seeded mix, or a public cluster log (--from)"
 # trace draws each task's duration and seed itself (its own --seed seeds the trace).
 DRAWN_BY_TRACE = ("duration", "seed")
+# Flags of each kind of trace, and their defaults (None in the parser, to tell them given).
+SEEDED = {"tasks": 100, "mix": "io=1,cpu=1,gpu=1", "arrival": "poisson", "rate": 0.1}
+SEEDED |= {"duration_scale": 1.0}
+FROM_LOG = ("source_format", "window", "time_scale", "span", "node", "nodes", "load", "map")
+FROM_LOG += ("source_node",)
 
 
 def _seconds_range(text: str) -> tuple[float, float]:
@@ -30,30 +38,42 @@ def _seconds_range(text: str) -> tuple[float, float]:
     return low, high
 
 
+def _window(text: str) -> tuple[int, int | None]:
+    first_text, colon, count_text = text.partition(":")
+    if not colon:
+        raise ValueError(f"{text!r} is not FIRST:COUNT (e.g. 1000:50, or 1000: to the end)")
+    first = int(first_text) if first_text.strip() else 0
+    if first < 0:
+        raise ValueError(f"{text!r}: FIRST counts records from 0")
+    return first, positive_int(count_text) if count_text.strip() else None
+
+
+def _node(text: str):
+    from workloads.conversion.sizing import parse_node
+
+    return parse_node(text)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tasks",
         type=argument_type(positive_int),
-        default=100,
         metavar="N",
         help="how many tasks (default 100)",
     )
     parser.add_argument(
         "--mix",
-        default="io=1,cpu=1,gpu=1",
         metavar="MIX",
         help="weights by category or id, e.g. io=1,cpu=2,gpu-3=0.5 (default io=1,cpu=1,gpu=1)",
     )
     parser.add_argument(
         "--arrival",
         choices=("poisson", "fixed"),
-        default="poisson",
         help="a Poisson process (default) or a fixed rate",
     )
     parser.add_argument(
         "--rate",
         type=argument_type(positive_float),
-        default=0.1,
         metavar="PER_SECOND",
         help="mean arrivals per second (default 0.1)",
     )
@@ -67,7 +87,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--duration-scale",
         type=argument_type(positive_float),
-        default=1.0,
         metavar="FACTOR",
         help="multiply every task's duration (default 1)",
     )
@@ -76,8 +95,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=argument_type(_seconds_range),
         metavar="MIN:MAX",
         help="draw every task's duration from MIN to MAX seconds instead of its workload's "
-        "range (before --duration-scale)",
+        "range (before --duration-scale); with --from: clamp the scaled run times to it "
+        "(default 10:120)",
     )
+    add_source_arguments(parser)
     add_format(
         parser,
         ("json", "csv", "cloudai"),
@@ -89,10 +110,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_controls(parser, "every task", exclude=DRAWN_BY_TRACE)
 
 
+def _given(args: argparse.Namespace, names) -> list[str]:
+    return ["--" + name.replace("_", "-") for name in names if getattr(args, name) is not None]
+
+
 def main(args: argparse.Namespace) -> int:
     from workloads.exports import Images
-    from workloads.runfolder import TraceFile
-    from workloads.trace import MixError, generate, parse_mix, to_cloudai
+    from workloads.trace import to_cloudai
+
+    if args.source is not None:
+        stray = _given(args, SEEDED)
+        if stray:
+            raise UsageError(f"{stray[0]} makes a seeded trace: it does not go with --from")
+        trace, warnings = convert_log(args, Images(args.registry, args.namespace))
+    else:
+        stray = _given(args, FROM_LOG)
+        if stray:
+            raise UsageError(f"{stray[0]} converts a log: give --from PATH")
+        for name, default in SEEDED.items():
+            setattr(args, name, default if getattr(args, name) is None else getattr(args, name))
+        trace, warnings = _seeded(args, Images(args.registry, args.namespace)), []
+    if args.format == "cloudai":
+        text = to_cloudai(trace.tasks, k_value=args.k_value, user=args.user)
+    else:
+        text = trace.to_csv() if args.format == "csv" else trace.to_json()
+    for warning in warnings:
+        print(f"trace: warning: {warning}", file=sys.stderr)
+    if args.output:
+        try:
+            args.output.write_text(text)
+        except OSError as err:
+            raise UsageError(f"--output {args.output}: {err.strerror}") from None
+    else:
+        print(text, end="")
+    return 0
+
+
+def _seeded(args: argparse.Namespace, images) -> TraceFile:
+    from workloads.trace import MixError, generate, parse_mix
 
     manifest = get_manifest()
     try:
@@ -107,7 +162,7 @@ def main(args: argparse.Namespace) -> int:
         arrival=args.arrival,
         rate=args.rate,
         seed=args.seed,
-        images=Images(args.registry, args.namespace),
+        images=images,
         duration_scale=args.duration_scale,
         duration_range=args.duration_range,
         controls=given,
@@ -123,13 +178,108 @@ def main(args: argparse.Namespace) -> int:
         "duration_range": args.duration_range,
         "controls": given,
     }
-    trace = TraceFile(meta=meta, tasks=tasks)
-    if args.format == "cloudai":
-        text = to_cloudai(tasks, k_value=args.k_value, user=args.user)
-    else:
-        text = trace.to_csv() if args.format == "csv" else trace.to_json()
-    if args.output:
-        args.output.write_text(text)
-    else:
-        print(text, end="")
-    return 0
+    return TraceFile(meta=meta, tasks=tasks)
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "from a cluster log", "convert a public log's jobs (SWF, Alibaba's openb pod list)"
+    )
+    group.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        metavar="PATH",
+        help="the log: .swf, .swf.gz or an openb pod list (CSV), detected from its content",
+    )
+    group.add_argument("--source-format", choices=("swf", "openb"), help="do not detect it")
+    group.add_argument(
+        "--window",
+        type=argument_type(_window),
+        metavar="FIRST:COUNT",
+        help="COUNT replayable records from record FIRST (from 0, in file order; default all)",
+    )
+    group.add_argument(
+        "--time-scale",
+        type=argument_type(positive_float),
+        metavar="F",
+        help="divide arrival gaps and run times by F (default: F that keeps the load)",
+    )
+    group.add_argument(
+        "--span",
+        type=argument_type(positive_float),
+        metavar="SECONDS",
+        help="choose F so that the window's arrivals span this long",
+    )
+    group.add_argument(
+        "--load",
+        type=argument_type(positive_float),
+        metavar="X",
+        help="choose F so that the target's offered load is X (default: the source's)",
+    )
+    group.add_argument(
+        "--node",
+        type=argument_type(_node),
+        metavar="CPUS:MEMORY[:GPUS]",
+        help="one target node, e.g. 2:4g (default: the largest envelope of the catalogue)",
+    )
+    group.add_argument(
+        "--nodes",
+        type=argument_type(positive_int),
+        metavar="N",
+        help="how many target nodes (default 1)",
+    )
+    group.add_argument(
+        "--source-node",
+        type=argument_type(_node),
+        metavar="CPUS:MEMORY[:GPUS]",
+        help="one node of the log's cluster (default: what the log says)",
+    )
+    group.add_argument(
+        "--map",
+        type=Path,
+        metavar="FILE",
+        help="YAML rules that choose workloads before the default rules",
+    )
+
+
+def convert_log(args: argparse.Namespace, images) -> tuple[TraceFile, list[str]]:
+    """The trace of a window of the log at --from; every problem one line (exit 2)."""
+    from workloads.conversion.convert import ConversionError, ConvertOptions, convert
+    from workloads.conversion.mapping import MapError, load_map
+    from workloads.conversion.sizing import SizingError
+    from workloads.conversion.window import WindowError
+    from workloads.sources import SourceError, read_log
+
+    if args.time_scale is not None and args.span is not None:
+        raise UsageError("--time-scale and --span both set the time scale: give one")
+    if args.load is not None and (args.time_scale is not None or args.span is not None):
+        raise UsageError("--load chooses the time scale: it does not go with --time-scale/--span")
+    manifest = get_manifest()
+    first, count = args.window or (0, None)
+    try:
+        rules = load_map(args.map, manifest) if args.map else []
+        log = read_log(args.source, args.source_format)
+        converted = convert(
+            log,
+            ConvertOptions(
+                first=first,
+                count=count,
+                time_scale=args.time_scale,
+                span=args.span,
+                load=args.load,
+                duration_range=args.duration_range,
+                node=args.node,
+                nodes=args.nodes or 1,
+                source_node=args.source_node,
+                rules=rules,
+                map_file=str(args.map) if args.map else None,
+                seed=args.seed,
+                images=images,
+                controls=controls(args, exclude=DRAWN_BY_TRACE),
+            ),
+            manifest,
+        )
+    except (SourceError, WindowError, SizingError, MapError, ConversionError) as err:
+        raise UsageError(str(err)) from None
+    return converted.trace, converted.warnings
