@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from workloads.analysis import SUMMARY_SCHEMA_PATH, analyze_folder
 from workloads.runfolder import (
     EngineRecord,
     Node,
+    Origin,
     ReplayRecord,
     TraceFile,
     TraceSource,
@@ -93,13 +95,24 @@ def _document(template: dict[str, Any], task_id: int, started: str) -> dict[str,
     return document
 
 
-def _trace_task(task_id: int) -> TraceTask:
+# A trace converted from a log: task_id: (user, the wait in the log); its time scale is 10.
+ORIGINS = {0: ("a", 0.0), 1: ("a", 30.0), 2: ("b", 100.0), 3: ("b", 500.0)}
+TIME_SCALE = 10.0
+
+
+def _trace_task(task_id: int, from_log: bool = False) -> TraceTask:
     workload, category, cpu, memory = TASKS[task_id]
+    user, wait = ORIGINS[task_id]
+    origin = Origin(
+        format="swf", id=str(100 + task_id), user=user, submit=10.0 * task_id, wait=wait,
+        runtime=100.0, processors=4, time_scale=TIME_SCALE,
+    )  # fmt: skip
     return TraceTask(
         submit_time=float(task_id), task_id=task_id, task_name=workload, category=category,
         task_type="cpu-heavy", image=f"localhost:5000/cloudai/{workload}", command="python x.py",
         cpu_request=cpu, memory_request_gib=memory, disk_request_gib=0, gpu_request=0,
         duration_seconds=10, seed=task_id,
+        **({"user": user, "queue": "1", "source": origin} if from_log else {}),
     )  # fmt: skip
 
 
@@ -107,10 +120,12 @@ def make_run(
     folder: Path,
     template: dict[str, Any],
     events: list[tuple[float, int, str, dict[str, Any]]] = EVENTS,
+    from_log: bool = False,
 ) -> Path:
-    """A run folder as a replay writes it, with the times and documents above."""
+    """A run folder as a replay writes it, with the times and documents above (and, from_log,
+    a trace whose tasks came from a log: users, queues, original waits)."""
     folder.mkdir(parents=True)
-    trace = TraceFile(tasks=[_trace_task(task_id) for task_id in TASKS])
+    trace = TraceFile(tasks=[_trace_task(task_id, from_log) for task_id in TASKS])
     (folder / "trace.json").write_text(trace.to_json())
     record = ReplayRecord(
         schema_version=2, replay_id="test", tool="test", command=["replay"],
@@ -236,6 +251,8 @@ def test_thresholds_gate_a_run(run: Path, tmp_path: Path) -> None:
         ("wait_p99: {max: 30}\n", "unknown figure 'wait_p99'"),
         ("wait_p99_s: 30\n", "give min and/or max"),
         ("- a list\n", "not a mapping"),
+        ("wait_p99_s: {max: [30\n  min: 1\n", "not YAML"),
+        ("user.a.wait_p99: {max: 30}\n", "unknown figure"),
     ],
 )
 def test_a_bad_thresholds_file_is_one_line_and_exit_2(
@@ -303,3 +320,55 @@ def test_a_run_folder_of_the_first_schema_still_reads(run: Path) -> None:
     completed = run_cli("analyze", str(run))
     assert completed.returncode == 0, completed.stderr
     assert "4 tasks" in completed.stdout
+
+
+# -- a trace from a log: users and replay fidelity --------------------------------------------
+WAITS = {0: 1000.10 - 1000.02, 1: 1004.30 - 1001.03, 2: 1020.40 - 1002.01, 3: 1030.50 - 1003.00}
+
+
+def test_users_and_fidelity_of_a_trace_from_a_log(tmp_path: Path, template: dict[str, Any]) -> None:
+    run = make_run(tmp_path / "run", template, from_log=True)
+    jobs, summary = analyze_folder(run)
+    # each wait against the log's divided by the time scale, both at least 1 s
+    ratios = {
+        task_id: max(WAITS[task_id], 1.0) / max(ORIGINS[task_id][1] / TIME_SCALE, 1.0)
+        for task_id in TASKS
+    }
+    assert {job.task_id: job.wait_ratio for job in jobs} == pytest.approx(ratios)
+    assert [job.original_wait for job in jobs] == [0.0, 3.0, 10.0, 50.0]
+    assert [(job.user, job.queue) for job in jobs] == [(u, "1") for u in ("a", "a", "b", "b")]
+    fidelity = summary.fidelity
+    assert fidelity is not None and fidelity.tasks == 4
+    assert fidelity.median_wait_ratio == pytest.approx(statistics.median(ratios.values()))
+    assert fidelity.rank_correlation == pytest.approx(1.0)  # the same order as in the log
+    slowdowns = {job.task_id: job.bounded_slowdown for job in jobs}
+    a, b = (slowdowns[0] + slowdowns[1]) / 2, (slowdowns[2] + slowdowns[3]) / 2
+    assert summary.by_user["a"].bounded_slowdown.mean == pytest.approx(a)
+    assert summary.by_user["b"].wait_s.max == pytest.approx(WAITS[3])
+    assert summary.fairness_jain_users == pytest.approx((a + b) ** 2 / (2 * (a * a + b * b)))
+    completed = run_cli("analyze", str(run))
+    assert completed.returncode == 0, completed.stderr
+    assert "fidelity over 4 tasks" in completed.stdout
+    rows = list(csv.DictReader((run / "jobs.csv").open()))
+    assert [row["user"] for row in rows] == ["a", "a", "b", "b"]
+    assert float(rows[3]["wait_ratio"]) == pytest.approx(ratios[3], abs=1e-6)
+    written = json.loads((run / "summary.json").read_text())
+    jsonschema.validate(written, json.loads(SUMMARY_SCHEMA_PATH.read_text()))
+    assert (run / "fidelity.png").read_bytes().startswith(b"\x89PNG")
+    assert 'src="fidelity.png"' in (run / "index.html").read_text()
+    met = tmp_path / "met.yaml"
+    met.write_text("fidelity_wait_ratio_p50: {max: 2}\nuser.b.wait_max_s: {max: 20}\n")
+    checked = run_cli("analyze", str(run), "--check", str(met))
+    assert checked.returncode == 1
+    assert "check: user.b.wait_max_s = 27.5, max 20" in checked.stderr
+
+
+def test_a_trace_without_origins_has_no_users_nor_fidelity(run: Path) -> None:
+    jobs, summary = analyze_folder(run)
+    assert summary.by_user == {} and summary.fairness_jain_users is None
+    assert summary.fidelity is None and all(job.wait_ratio is None for job in jobs)
+    missing = run.parent / "fidelity.yaml"
+    missing.write_text("fidelity_rank_correlation: {min: 0.5}\n")
+    completed = run_cli("analyze", str(run), "--check", str(missing))
+    assert completed.returncode == 1
+    assert "fidelity_rank_correlation: not measured in this run" in completed.stderr

@@ -29,6 +29,9 @@ from workloads.runtime.document import RunDocument
 BOUNDED_SLOWDOWN_TAU = 10.0
 # A detected CPU or memory limit enforces a request when it is within this fraction of it.
 ENFORCEMENT_TOLERANCE = 0.01
+# Replay fidelity compares waits of at least this many seconds: below it, a wait is the engine's
+# own start latency (Swarm's p50 is 0.4 s, Slurm's clock whole seconds), as good as none.
+FIDELITY_WAIT_FLOOR_S = 1.0
 
 
 @dataclass
@@ -41,6 +44,8 @@ class Job:
     cpu_request: float
     memory_request_bytes: int
     gpu_request: int
+    user: str | None = None  # who asked, and in which queue (traces converted from a log)
+    queue: str | None = None
     # what the engine did: seconds since the replay started
     node: str | None = None
     submit_planned: float | None = None
@@ -57,6 +62,10 @@ class Job:
     runtime: float | None = None
     stretch: float | None = None
     bounded_slowdown: float | None = None
+    # replay fidelity: the task's wait in the log, on the trace's clock (divided by the time
+    # scale), and the replayed wait over it (each at least FIDELITY_WAIT_FLOOR_S)
+    original_wait: float | None = None
+    wait_ratio: float | None = None
     # from the task's results document
     document: str | None = None
     status: str | None = None
@@ -108,6 +117,9 @@ def _asked(task: TraceTask, replay_id: str) -> Job:
         cpu_request=task.cpu_request,
         memory_request_bytes=task.memory_bytes,
         gpu_request=task.gpu_request,
+        user=task.user,
+        queue=task.queue,
+        original_wait=task.source.scaled_wait if task.source else None,
     )
 
 
@@ -129,6 +141,9 @@ def _apply(job: Job, event: Event, at: float) -> None:
 def _derive(job: Job) -> None:
     if job.submit is not None and job.start is not None:
         job.wait = job.start - job.submit
+        if job.original_wait is not None:
+            floor = FIDELITY_WAIT_FLOOR_S
+            job.wait_ratio = max(job.wait, floor) / max(job.original_wait, floor)
     if job.end is None or job.submit is None:
         return
     job.turnaround = job.end - job.submit

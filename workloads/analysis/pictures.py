@@ -1,6 +1,7 @@
 """Pictures of a replay, in the style of ``report``: the wait-time CDF per category, a Gantt
-chart of tasks per node, queued and running tasks over time, and the cluster's CPU requested
-against what the tasks used; one PNG each and an index.html with the summary."""
+chart of tasks per node, queued and running tasks over time, the cluster's CPU requested
+against what the tasks used, and (for a trace from a log) each task's replayed wait against its
+original one; one PNG each and an index.html with the summary."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ from pathlib import Path
 import numpy as np
 from matplotlib.collections import PolyCollection
 
-from workloads.analysis.jobs import Job
+from workloads.analysis.jobs import FIDELITY_WAIT_FLOOR_S, Job
 from workloads.analysis.summary import Summary, figures
 from workloads.plots import html_page, legend_outside, plt
 
 CATEGORY_COLOURS = {"io": "#1f77b4", "cpu": "#ff7f0e", "gpu": "#2ca02c"}
 OTHER_COLOUR = "#7f7f7f"
 PICTURES = ("wait_cdf.png", "gantt.png", "queue.png", "cpu.png")
+FIDELITY_PICTURE = "fidelity.png"
 
 
 def _colour(category: str) -> str:
@@ -174,6 +176,42 @@ def cpu(jobs: list[Job], path: Path, capacity: float) -> Path:
     return _save(figure, path)
 
 
+def fidelity(jobs: list[Job], summary: Summary, path: Path) -> Path:
+    """Replayed against original waits (log-log, both at least the floor): on the diagonal,
+    the replay waited as the log did."""
+    floor = FIDELITY_WAIT_FLOOR_S
+    figure, axes = plt.subplots(figsize=(6.5, 6))
+    by_category: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for job in jobs:
+        if job.wait_ratio is not None and job.wait is not None and job.original_wait is not None:
+            point = (max(job.original_wait, floor), max(job.wait, floor))
+            by_category[job.category].append(point)
+    everything = [value for points in by_category.values() for point in points for value in point]
+    top = max(everything, default=floor) * 1.5
+    for category, points in sorted(by_category.items()):
+        original, replayed = zip(*points, strict=True)
+        axes.scatter(original, replayed, s=14, color=_colour(category), label=category)
+    axes.plot([floor, top], [floor, top], color="#999999", linestyle="--", label="as in the log")
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlim(floor * 0.8, top)
+    axes.set_ylim(floor * 0.8, top)
+    axes.set_xlabel(f"original wait / time scale (s, at least {floor:g})")
+    axes.set_ylabel(f"replayed wait (s, at least {floor:g})")
+    shown = summary.fidelity
+    ratio = (
+        "-"
+        if shown is None or shown.median_wait_ratio is None
+        else f"{shown.median_wait_ratio:.3g}"
+    )
+    rho = (
+        "-" if shown is None or shown.rank_correlation is None else f"{shown.rank_correlation:.2f}"
+    )
+    axes.set_title(f"Replay fidelity: median wait ratio {ratio}, rank correlation {rho}")
+    legend_outside(axes)
+    return _save(figure, path)
+
+
 def draw(jobs: list[Job], summary: Summary, run: Path) -> list[Path]:
     written = [
         wait_cdf(jobs, run / "wait_cdf.png"),
@@ -181,11 +219,13 @@ def draw(jobs: list[Job], summary: Summary, run: Path) -> list[Path]:
         queue(jobs, run / "queue.png"),
         cpu(jobs, run / "cpu.png", summary.utilisation.capacity_cpus),
     ]
+    if summary.fidelity is not None:
+        written.append(fidelity(jobs, summary, run / FIDELITY_PICTURE))
     rows = "\n".join(
         f"<tr><td>{html.escape(name)}</td><td>{'-' if value is None else f'{value:.6g}'}</td></tr>"
         for name, value in figures(summary).items()
     )
-    pictures = "\n".join(f'<p><img src="{name}" alt="{name}"></p>' for name in PICTURES)
+    pictures = "\n".join(f'<p><img src="{path.name}" alt="{path.name}"></p>' for path in written)
     body = (
         f"<h1>Replay: {summary.tasks} tasks</h1>\n{pictures}\n"
         f"<table><tr><th>figure</th><th>value</th></tr>\n{rows}\n</table>\n"

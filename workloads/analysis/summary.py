@@ -9,13 +9,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from workloads.analysis.jobs import BOUNDED_SLOWDOWN_TAU, ENFORCEMENT_TOLERANCE, Job
+from workloads.analysis.jobs import (
+    BOUNDED_SLOWDOWN_TAU,
+    ENFORCEMENT_TOLERANCE,
+    FIDELITY_WAIT_FLOOR_S,
+    Job,
+)
+from workloads.yamlio import YamlError, load_yaml
 
-SUMMARY_SCHEMA_VERSION = 1
+SUMMARY_SCHEMA_VERSION = 2  # 1: before users and replay fidelity
 PERCENTILES = (50, 90, 99)
+FIDELITY_FIGURES = ("fidelity_tasks", "fidelity_wait_ratio_p50", "fidelity_rank_correlation")
 
 
 class Distribution(BaseModel):
@@ -50,6 +56,24 @@ class Utilisation(BaseModel):
     )
 
 
+class Fidelity(BaseModel):
+    """How production-like the replay was: each task's replayed wait against its wait in the
+    log divided by the time scale (the original on the trace's clock), both at least
+    ``wait_floor_s``, over the tasks that have both."""
+
+    model_config = ConfigDict(extra="forbid")
+    tasks: int
+    wait_floor_s: float = FIDELITY_WAIT_FLOOR_S
+    original_wait_s: Distribution = Field(description="the log's waits / the time scale")
+    replayed_wait_s: Distribution
+    wait_ratio: Distribution = Field(description="replayed over original; 1: as in the log")
+    median_wait_ratio: float | None
+    rank_correlation: float | None = Field(
+        description="Spearman's rho of replayed and original waits (ties share their mean "
+        "rank); null when either side has one value only"
+    )
+
+
 class Summary(BaseModel):
     """summary.json: what the scheduler did with a replay, in figures."""
 
@@ -67,6 +91,15 @@ class Summary(BaseModel):
     utilisation: Utilisation
     fairness_jain: float | None = Field(
         description="Jain's index over the categories' mean bounded slowdown, in [1/n, 1]"
+    )
+    by_user: dict[str, Times] = Field(
+        default_factory=dict, description="per user, for tasks that say who submitted them"
+    )
+    fairness_jain_users: float | None = Field(
+        None, description="Jain's index over the users' mean bounded slowdown"
+    )
+    fidelity: Fidelity | None = Field(
+        None, description="replayed against original waits, for tasks from a log that has them"
     )
     submit_lag_s: Distribution = Field(description="actual minus planned submission offset")
     enforcement_violations: int = Field(
@@ -105,13 +138,57 @@ def jain(values: list[float]) -> float | None:
     return sum(values) ** 2 / (len(values) * squares) if values and squares else None
 
 
+def _fairness(groups: dict[str, Times]) -> float | None:
+    means = [times.bounded_slowdown.mean for times in groups.values()]
+    return jain([mean for mean in means if mean is not None])
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks from 1, ties sharing their mean rank."""
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(values.size)
+    ranks[order] = np.arange(1, values.size + 1)
+    unique, inverse = np.unique(values, return_inverse=True)
+    sums = np.bincount(inverse, weights=ranks, minlength=unique.size)
+    return (sums / np.bincount(inverse, minlength=unique.size))[inverse]
+
+
+def spearman(first: list[float], second: list[float]) -> float | None:
+    """Spearman's rank correlation; None with fewer than two pairs or a constant side."""
+    if len(first) < 2:
+        return None
+    a, b = _ranks(np.array(first, dtype=float)), _ranks(np.array(second, dtype=float))
+    a, b = a - a.mean(), b - b.mean()
+    scale = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / scale) if scale > 0 else None
+
+
+def fidelity(jobs: list[Job]) -> Fidelity | None:
+    pairs = [(job.wait, job.original_wait) for job in jobs if job.wait_ratio is not None]
+    if not pairs:
+        return None
+    floor = FIDELITY_WAIT_FLOOR_S
+    replayed = [max(wait, floor) for wait, _ in pairs]
+    original = [max(wait, floor) for _, wait in pairs]
+    ratios = distribution(job.wait_ratio for job in jobs)
+    return Fidelity(
+        tasks=len(pairs),
+        original_wait_s=distribution(original for _, original in pairs),
+        replayed_wait_s=distribution(wait for wait, _ in pairs),
+        wait_ratio=ratios,
+        median_wait_ratio=ratios.p50,
+        rank_correlation=spearman(replayed, original),
+    )
+
+
 def summarize(jobs: list[Job], capacity_cpus: float, replay_id: str | None = None) -> Summary:
     submits = [job.submit for job in jobs if job.submit is not None]
     ends = [job.end for job in jobs if job.end is not None]
     span = max(ends) - min(submits) if submits and ends else None
     categories = sorted({job.category for job in jobs})
     by_category = {c: _times([job for job in jobs if job.category == c]) for c in categories}
-    means = [t.bounded_slowdown.mean for t in by_category.values()]
+    users = sorted({job.user for job in jobs if job.user is not None})
+    by_user = {u: _times([job for job in jobs if job.user == u]) for u in users}
     return Summary(
         replay_id=replay_id,
         tasks=len(jobs),
@@ -123,7 +200,10 @@ def summarize(jobs: list[Job], capacity_cpus: float, replay_id: str | None = Non
         overall=_times(jobs),
         by_category=by_category,
         utilisation=_utilisation(jobs, capacity_cpus, span),
-        fairness_jain=jain([mean for mean in means if mean is not None]),
+        fairness_jain=_fairness(by_category),
+        by_user=by_user,
+        fairness_jain_users=_fairness(by_user),
+        fidelity=fidelity(jobs),
         submit_lag_s=distribution(
             job.submit_actual - job.submit_planned
             for job in jobs
@@ -166,8 +246,13 @@ def figures(summary: Summary) -> dict[str, float | None]:
         "utilisation_requested": summary.utilisation.requested,
         "utilisation_measured": summary.utilisation.measured,
         "fairness_jain": summary.fairness_jain,
+        "fairness_jain_users": summary.fairness_jain_users,
         "enforcement_violations": summary.enforcement_violations,
     }
+    if summary.fidelity is not None:
+        flat["fidelity_tasks"] = summary.fidelity.tasks
+        flat["fidelity_wait_ratio_p50"] = summary.fidelity.median_wait_ratio
+        flat["fidelity_rank_correlation"] = summary.fidelity.rank_correlation
     flat |= _flat_times("", summary.overall)
     for stat in ("mean", "p50", "p90", "p99", "max"):
         flat[f"submit_lag_{stat}_s"] = getattr(summary.submit_lag_s, stat)
@@ -175,6 +260,8 @@ def figures(summary: Summary) -> dict[str, float | None]:
         flat[f"state.{state}"] = count
     for category, times in summary.by_category.items():
         flat |= _flat_times(f"{category}.", times)
+    for user, times in summary.by_user.items():
+        flat |= _flat_times(f"user.{user}.", times)
     return flat
 
 
@@ -184,16 +271,18 @@ class ThresholdError(ValueError):
 
 def load_thresholds(path: Path, known: dict[str, Any]) -> dict[str, dict[str, float]]:
     """``wait_p99_s: {max: 30}``-style bounds; a figure this summary does not have is an error
-    (a per-category figure counts as known when its category is absent from this run)."""
+    (a per-category or per-user figure counts as known when its category or user is absent
+    from this run, as do the fidelity figures of a run without original waits)."""
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise ThresholdError(f"{path}: {err}") from None
+        data = load_yaml(path)
+    except YamlError as err:
+        raise ThresholdError(str(err)) from None
     if not isinstance(data, dict):
         raise ThresholdError(f"{path}: not a mapping of figures to {{min, max}}")
-    overall = {name for name in known if "." not in name}
+    overall = {name for name in known if "." not in name} | set(FIDELITY_FIGURES)
     for name, bounds in data.items():
-        base = str(name).split(".", 1)[-1]
+        parts = str(name).split(".")
+        base = parts[-1] if parts[0] != "user" or len(parts) == 3 else ""
         if name not in known and base not in overall:
             raise ThresholdError(f"{path}: unknown figure {name!r}")
         if not isinstance(bounds, dict) or not bounds or set(bounds) - {"min", "max"}:

@@ -27,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _value(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g} s"
 
@@ -52,6 +56,14 @@ def main(args: argparse.Namespace) -> int:
         f"{_seconds(summary.makespan_s)}, {summary.enforcement_violations} enforcement "
         f"violation(s); wrote {len(written)} files in {args.run}"
     )
+    if summary.fidelity is not None:
+        shown = summary.fidelity
+        print(
+            f"analyze: fidelity over {shown.tasks} tasks with their original wait: median "
+            f"ratio of replayed to original wait {_value(shown.median_wait_ratio, '.3g')}, "
+            f"rank correlation {_value(shown.rank_correlation, '.2f')}; Jain's index over "
+            f"users {_value(summary.fairness_jain_users, '.3f')}"
+        )
     if baseline is not None:
         analysis.warn_if_traces_differ(args.run, args.baseline)
         print("\n".join(analysis.comparison(flat, analysis.figures(baseline))))
