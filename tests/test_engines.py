@@ -26,6 +26,7 @@ import pytest
 
 from tests.conftest import ROOT, run_cli, wait_for
 from tests.engine import NAMESPACE, REGISTRY, leftovers
+from tests.slurm import slurm_cluster, slurm_leftovers, slurm_node  # noqa: F401  (fixtures)
 from workloads.replay import plugins
 from workloads.runfolder import TERMINAL, read_events, read_replay, read_trace, task_folder
 
@@ -58,6 +59,9 @@ SETUPS = {
     "local": Setup((), _local_leftovers, system=False),
     "docker": Setup(("pushed_images",), lambda run: leftovers()),
     "swarm": Setup(("pushed_images", "one_node_swarm"), lambda run: leftovers()),
+    # A one-node cluster of scripts/slurm-up; what is left: the replay's jobs in squeue, its
+    # containers in podman, their cgroups.
+    "slurm": Setup(("pushed_images", "slurm_node"), slurm_leftovers),
 }
 
 

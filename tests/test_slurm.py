@@ -1,9 +1,9 @@
 """replay on Slurm: a real cluster of scripts/slurm-up (Debian's slurmctld and slurmd, one node
-and three), the scenarios the other engines pass, and what only Slurm does: its cgroups bound
-each task (cpuset, memory), an out-of-memory kill is its own end, GPUs are a counted resource.
-
-Until the engine is registered as a plug-in, the CLI runs with it added (``BOOTSTRAP``); then
-``WORKLOADS`` becomes ``python -m workloads``, and nothing else changes."""
+and three; tests/slurm.py brings it up), the scenarios the other engines pass, and what only
+Slurm does: its cgroups bound each task (cpuset, memory), an out-of-memory kill is its own end,
+GPUs are a counted resource. Every replay goes through the plain CLI, ``python -m workloads``,
+the slurm engine found by its entry point as any engine is. The parsers of Slurm's record need
+no cluster (the unit tier)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import csv
 import itertools
 import json
 import math
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,10 +22,12 @@ from typing import Any
 import pytest
 
 from tests.conftest import ENGINE_TEST_TIMEOUT, ROOT, run_cli, wait_for
+from tests.slurm import CGROUPS, DOWN, provisioned, slurm_leftovers
+from tests.slurm import run as _run
 from tests.test_replay import _events, _reserved_cpu_never_exceeds, _trace, _trace_file
-from workloads.replay.engine import REPLAY_LABEL, ReplayInputError
-from workloads.replay.slurm_engine import (
-    connect,
+from workloads.replay.engine import ReplayInputError
+from workloads.replay.slurm_engine import connect
+from workloads.replay.slurm_records import (
     exit_code,
     gpu_count,
     parse_key_values,
@@ -36,60 +36,16 @@ from workloads.replay.slurm_engine import (
     record_from_pairs,
 )
 
-pytestmark = [pytest.mark.system, pytest.mark.timeout(ENGINE_TEST_TIMEOUT)]
-
-UP, DOWN = ROOT / "scripts" / "slurm-up", ROOT / "scripts" / "slurm-down"
-CGROUPS = Path("/sys/fs/cgroup")
-BOOTSTRAP = """import sys
-from workloads.replay import plugins
-from workloads.replay.slurm_engine import PLUGIN
-installed, load = plugins.installed, plugins.load
-plugins.installed = lambda: sorted({*installed(), "slurm"})
-plugins.load = lambda name: PLUGIN if name == "slurm" else load(name)
-from workloads.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
-WORKLOADS = [sys.executable, "-c", BOOTSTRAP]
-
-
-def _cannot_provision() -> str | None:
-    if os.geteuid() != 0:
-        return "scripts/slurm-up needs root"
-    if shutil.which("slurmctld") is None and shutil.which("apt-get") is None:
-        return "no Slurm here, and no apt-get for scripts/slurm-up to install Debian's"
-    return None
-
-
-def _run(*command: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(word) for word in command],
-        capture_output=True, text=True, check=False, cwd=ROOT, timeout=timeout,
-    )  # fmt: skip
-
-
-def _nodes_up() -> int:
-    listed = _run("sinfo", "-h", "-N", "-o", "%N")
-    return len(set(listed.stdout.split())) if listed.returncode == 0 else 0
-
-
-def _up(nodes: int) -> dict[str, str]:
-    completed = _run(UP, str(nodes), timeout=900)
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    return dict(line.split("=", 1) for line in completed.stdout.split())
+pytestmark = pytest.mark.timeout(ENGINE_TEST_TIMEOUT)
+SYSTEM = pytest.mark.system  # every test but the parsers' needs the cluster
+WORKLOADS = [sys.executable, "-m", "workloads"]
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Callable[[int], dict[str, str]]]:
     """``cluster(N)``: a cluster of N nodes; afterwards the one found before, or none."""
-    reason = _cannot_provision()
-    if reason:
-        pytest.skip(reason)
-    before = _nodes_up() if shutil.which("sinfo") else 0
-    yield _up
-    if before:
-        _up(before)
-    else:
-        _run(DOWN)
+    with provisioned() as up:
+        yield up
 
 
 def _replay(trace: Path, run: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -112,31 +68,6 @@ def _document(run: Path, task_id: int) -> dict[str, Any]:
     return json.loads(document.read_text())
 
 
-def _job_ids(run: Path) -> list[str]:
-    return [
-        event["detail"].removeprefix("Slurm job ")
-        for event in _events(run)
-        if event["event"] == "SUBMIT" and "detail" in event
-    ]
-
-
-def _left(run: Path) -> list[str]:
-    """What the replay of ``run`` left: live jobs, containers, the jobs' cgroups."""
-    replay_id = json.loads((run / "replay.json").read_text())["replay_id"]
-    jobs = subprocess.run(
-        ["squeue", "-h", "-o", "%i %j %T"], capture_output=True, text=True, check=True
-    ).stdout.splitlines()
-    left = [job for job in jobs if f"cloudai-replay-{replay_id.lower()}-" in job]
-    if shutil.which("podman"):
-        left += subprocess.run(
-            ["podman", "ps", "-aq", "--filter", f"label={REPLAY_LABEL}={replay_id}"],
-            capture_output=True, text=True, check=True,
-        ).stdout.split()  # fmt: skip
-    for job_id in _job_ids(run):
-        left += [str(path) for path in CGROUPS.glob(f"*/slurm_*/uid_*/job_{job_id}")]
-    return left + [str(path) for path in CGROUPS.glob("*/cloudai-podman/libpod-*")]
-
-
 def _edited_trace(tmp_path: Path, edit: Callable[[list[dict[str, Any]]], None], **kw: Any) -> Path:
     path = _trace_file(tmp_path, **kw)
     trace = json.loads(path.read_text())
@@ -146,6 +77,7 @@ def _edited_trace(tmp_path: Path, edit: Callable[[list[dict[str, Any]]], None], 
 
 
 # -- bad input: one line, nothing submitted ------------------------------------------------------
+@SYSTEM
 def test_no_client_or_no_controller_is_refused(
     tmp_path: Path, cluster: Callable[[int], Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -162,6 +94,7 @@ def test_no_client_or_no_controller_is_refused(
     assert "\n" not in str(refused.value)
 
 
+@SYSTEM
 @pytest.mark.parametrize(
     ("edit", "extra", "fragment"),
     [
@@ -192,6 +125,7 @@ def test_bad_input_is_refused_before_anything_is_submitted(
 
 
 # -- real replays ------------------------------------------------------------------------------
+@SYSTEM
 @pytest.mark.docker
 def test_slurm_queues_what_does_not_fit_and_its_cgroups_bound_every_task(
     tmp_path: Path, cluster: Callable[[int], Any], pushed_images: str
@@ -200,7 +134,7 @@ def test_slurm_queues_what_does_not_fit_and_its_cgroups_bound_every_task(
     run = tmp_path / "run"
     completed = _replay(_trace_file(tmp_path), run)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    assert _left(run) == []
+    assert slurm_leftovers(run) == []
     summary, rows = _analyze(run)
     replay = json.loads((run / "replay.json").read_text())
     assert (replay["engine"]["name"], replay["outcome"]) == ("slurm", "completed")
@@ -227,6 +161,7 @@ def test_slurm_queues_what_does_not_fit_and_its_cgroups_bound_every_task(
         )
 
 
+@SYSTEM
 @pytest.mark.docker
 def test_a_task_over_its_memory_is_killed_by_slurm(
     tmp_path: Path, cluster: Callable[[int], Any], pushed_images: str
@@ -244,9 +179,10 @@ def test_a_task_over_its_memory_is_killed_by_slurm(
     assert ends[first]["event"] == "FAIL" and ends[first]["exit_code"] == 137
     assert "out of memory" in ends[first]["detail"] and "OUT_OF_MEMORY" in ends[first]["detail"]
     assert ends[second]["event"] == "FINISH"
-    assert _left(run) == []
+    assert slurm_leftovers(run) == []
 
 
+@SYSTEM
 def test_gpu_tasks_queue_on_the_gpu_count_while_cpus_are_free(
     tmp_path: Path, cluster: Callable[[int], Any]
 ) -> None:
@@ -277,9 +213,10 @@ def test_gpu_tasks_queue_on_the_gpu_count_while_cpus_are_free(
     for task in _trace(run):  # the package in the job, in the job's cgroups
         limits = _document(run, task["task_id"])["limits"]
         assert (len(limits["cpuset"]), limits["memory_limit"]) == (1, 2**30)
-    assert _left(run) == []
+    assert slurm_leftovers(run) == []
 
 
+@SYSTEM
 @pytest.mark.docker
 def test_sigterm_stops_the_jobs_with_the_grace_and_leaves_nothing(
     tmp_path: Path, cluster: Callable[[int], Any], pushed_images: str
@@ -306,9 +243,10 @@ def test_sigterm_stops_the_jobs_with_the_grace_and_leaves_nothing(
         assert seen & {"KILL", "FINISH", "FAIL"} == {"KILL"}, (task_id, seen)
         if "START" in seen:
             assert _document(run, task_id)["status"] == "terminated"
-    assert _left(run) == []
+    assert slurm_leftovers(run) == []
 
 
+@SYSTEM
 @pytest.mark.docker
 def test_the_same_replay_spreads_across_three_nodes(
     tmp_path: Path, cluster: Callable[[int], Any], pushed_images: str
@@ -328,7 +266,7 @@ def test_the_same_replay_spreads_across_three_nodes(
     used = {e["node"] for e in _events(run) if e["event"] == "SCHEDULE"}
     assert used == {node["id"] for node in replay["nodes"]}
     assert any(event["event"] == "QUEUE" for event in _events(run))
-    assert _left(run) == []
+    assert slurm_leftovers(run) == []
     down = _run(DOWN)
     assert down.returncode == 0, down.stderr
     assert not list(CGROUPS.glob("*/slurm_*")) and not list(CGROUPS.glob("*/cloudai-podman"))
@@ -336,6 +274,7 @@ def test_the_same_replay_spreads_across_three_nodes(
 
 
 # -- Slurm's record as the engine reads it (no cluster needed) ------------------------------------
+@pytest.mark.unit
 def test_slurm_records_are_read_from_every_source() -> None:
     listing = (
         "20|PENDING|Priority|1796211378|N/A|N/A|1796211379||cloudai-replay r task 1|\n"
