@@ -3,13 +3,17 @@
 #   docker buildx bake                      build every image (group "default")
 #   docker buildx bake cpu                  one category: io, cpu or gpu
 #   docker buildx bake cpu-3 --push         one variant, pushed
-#   DOCKER_USERNAME=me docker buildx bake --push           docker.io/me/cloudai-*-intensive
 #   REGISTRY=ghcr.io NAMESPACE=org VERSION=1.0.0 docker buildx bake --push
+#   docker buildx bake --file docker-bake.hcl --file docker-up.env --push io cpu
+#                                           on the machine scripts/docker-up provisioned
 #
-# Works with buildx 0.13: fully expanded targets, no matrix.
+# Images are <REGISTRY>/<NAMESPACE>/cloudai-<category>-intensive:<N>, by default in a registry on
+# this machine (localhost:5000/cloudai): nothing is tagged for a namespace this project does not
+# own. Works with buildx 0.13: fully expanded targets, no matrix.
 
 variable "REGISTRY" {
-  default = "docker.io"
+  # A registry on this machine (scripts/docker-up starts one); CI pushes to ghcr.io/<owner>.
+  default = "localhost:5000"
 }
 variable "NAMESPACE" {
   # Empty: DOCKER_USERNAME (the earlier scripts' variable), else "cloudai".
@@ -19,7 +23,14 @@ variable "DOCKER_USERNAME" {
   default = ""
 }
 variable "VERSION" {
-  # Set it to add immutable tags: cloudai-cpu-intensive:3-1.0.0 beside :3.
+  # Set it to add immutable tags: cloudai-cpu-intensive:3-1.0.0 beside :3 (and :latest-1.0.0
+  # beside :latest).
+  default = ""
+}
+variable "PLATFORMS" {
+  # Comma-separated: build only these of each image's platforms (scripts/docker-up writes
+  # linux/amd64 where it set up no arm64 emulation); empty, or none of an image's: every
+  # platform the manifest gives it.
   default = ""
 }
 # Pinned by digest (the python:3.12-slim index, both platforms) so that a rebuild takes the same
@@ -71,6 +82,19 @@ variable "CREATED" {
 function "namespace" {
   params = []
   result = NAMESPACE != "" ? NAMESPACE : (DOCKER_USERNAME != "" ? DOCKER_USERNAME : "cloudai")
+}
+
+function "listed" {
+  params = [wanted]
+  result = [
+    for platform in wanted : platform if contains(split(",", replace(PLATFORMS, " ", "")), platform)
+  ]
+}
+
+# An image's platforms, narrowed to PLATFORMS; all of them when PLATFORMS lists none of them.
+function "platforms" {
+  params = [wanted]
+  result = length(listed(wanted)) > 0 ? listed(wanted) : wanted
 }
 
 function "repository" {
@@ -140,7 +164,7 @@ target "_common" {
 target "base" {
   inherits   = ["_common"]
   dockerfile = "images/base/Dockerfile"
-  platforms  = ["linux/amd64", "linux/arm64"]
+  platforms  = platforms(["linux/amd64", "linux/arm64"])
   cache-from = cache_from("base")
   cache-to   = cache_to("base")
 }
@@ -157,7 +181,7 @@ target "base-gpu" {
     TORCH_SPEC      = TORCH_SPEC
     TORCH_INDEX_URL = TORCH_INDEX_URL
   }
-  platforms  = ["linux/amd64"]
+  platforms  = platforms(["linux/amd64"])
   cache-from = cache_from("base-gpu")
   cache-to   = cache_to("base-gpu")
 }
@@ -168,7 +192,7 @@ target "io-1" {
   contexts = {
     base = "target:base"
   }
-  platforms = ["linux/amd64", "linux/arm64"]
+  platforms = platforms(["linux/amd64", "linux/arm64"])
   tags = concat(
     tags("io", "1"),
     tags("io", "latest")
@@ -201,7 +225,7 @@ target "io-2" {
   contexts = {
     base = "target:base"
   }
-  platforms = ["linux/amd64", "linux/arm64"]
+  platforms = platforms(["linux/amd64", "linux/arm64"])
   tags = concat(
     tags("io", "2")
   )
@@ -233,7 +257,7 @@ target "io-3" {
   contexts = {
     base = "target:base"
   }
-  platforms = ["linux/amd64", "linux/arm64"]
+  platforms = platforms(["linux/amd64", "linux/arm64"])
   tags = concat(
     tags("io", "3")
   )
@@ -265,7 +289,7 @@ target "io-4" {
   contexts = {
     base = "target:base"
   }
-  platforms = ["linux/amd64", "linux/arm64"]
+  platforms = platforms(["linux/amd64", "linux/arm64"])
   tags = concat(
     tags("io", "4")
   )
@@ -297,7 +321,7 @@ target "io-5" {
   contexts = {
     base = "target:base"
   }
-  platforms = ["linux/amd64", "linux/arm64"]
+  platforms = platforms(["linux/amd64", "linux/arm64"])
   tags = concat(
     tags("io", "5")
   )
@@ -329,7 +353,7 @@ target "io-6" {
   contexts = {
     base = "target:base"
   }
-  platforms = ["linux/amd64", "linux/arm64"]
+  platforms = platforms(["linux/amd64", "linux/arm64"])
   tags = concat(
     tags("io", "6")
   )
@@ -361,7 +385,7 @@ target "io-7" {
   contexts = {
     base = "target:base"
   }
-  platforms = ["linux/amd64", "linux/arm64"]
+  platforms = platforms(["linux/amd64", "linux/arm64"])
   tags = concat(
     tags("io", "7")
   )
@@ -393,7 +417,7 @@ target "cpu-1" {
   contexts = {
     base = "target:base"
   }
-  platforms = ["linux/amd64", "linux/arm64"]
+  platforms = platforms(["linux/amd64", "linux/arm64"])
   tags = concat(
     tags("cpu", "1"),
     tags("cpu", "latest")
@@ -426,7 +450,7 @@ target "cpu-2" {
   contexts = {
     base = "target:base"
   }
-  platforms = ["linux/amd64", "linux/arm64"]
+  platforms = platforms(["linux/amd64", "linux/arm64"])
   tags = concat(
     tags("cpu", "2")
   )
@@ -458,7 +482,7 @@ target "cpu-3" {
   contexts = {
     base = "target:base"
   }
-  platforms = ["linux/amd64", "linux/arm64"]
+  platforms = platforms(["linux/amd64", "linux/arm64"])
   tags = concat(
     tags("cpu", "3")
   )
@@ -490,7 +514,7 @@ target "cpu-4" {
   contexts = {
     base = "target:base"
   }
-  platforms = ["linux/amd64", "linux/arm64"]
+  platforms = platforms(["linux/amd64", "linux/arm64"])
   tags = concat(
     tags("cpu", "4")
   )
@@ -522,7 +546,7 @@ target "cpu-5" {
   contexts = {
     base = "target:base"
   }
-  platforms = ["linux/amd64", "linux/arm64"]
+  platforms = platforms(["linux/amd64", "linux/arm64"])
   tags = concat(
     tags("cpu", "5")
   )
@@ -554,7 +578,7 @@ target "cpu-6" {
   contexts = {
     base = "target:base"
   }
-  platforms = ["linux/amd64", "linux/arm64"]
+  platforms = platforms(["linux/amd64", "linux/arm64"])
   tags = concat(
     tags("cpu", "6")
   )
@@ -586,7 +610,7 @@ target "cpu-7" {
   contexts = {
     base = "target:base"
   }
-  platforms = ["linux/amd64", "linux/arm64"]
+  platforms = platforms(["linux/amd64", "linux/arm64"])
   tags = concat(
     tags("cpu", "7")
   )
@@ -618,7 +642,7 @@ target "gpu-1" {
   contexts = {
     base = "target:base-gpu"
   }
-  platforms = ["linux/amd64"]
+  platforms = platforms(["linux/amd64"])
   tags = concat(
     tags("gpu", "1"),
     tags("gpu", "latest")
@@ -651,7 +675,7 @@ target "gpu-2" {
   contexts = {
     base = "target:base-gpu"
   }
-  platforms = ["linux/amd64"]
+  platforms = platforms(["linux/amd64"])
   tags = concat(
     tags("gpu", "2")
   )
@@ -683,7 +707,7 @@ target "gpu-3" {
   contexts = {
     base = "target:base-gpu"
   }
-  platforms = ["linux/amd64"]
+  platforms = platforms(["linux/amd64"])
   tags = concat(
     tags("gpu", "3")
   )
@@ -715,7 +739,7 @@ target "gpu-4" {
   contexts = {
     base = "target:base-gpu"
   }
-  platforms = ["linux/amd64"]
+  platforms = platforms(["linux/amd64"])
   tags = concat(
     tags("gpu", "4")
   )
@@ -747,7 +771,7 @@ target "gpu-5" {
   contexts = {
     base = "target:base-gpu"
   }
-  platforms = ["linux/amd64"]
+  platforms = platforms(["linux/amd64"])
   tags = concat(
     tags("gpu", "5")
   )
@@ -779,7 +803,7 @@ target "gpu-6" {
   contexts = {
     base = "target:base-gpu"
   }
-  platforms = ["linux/amd64"]
+  platforms = platforms(["linux/amd64"])
   tags = concat(
     tags("gpu", "6")
   )

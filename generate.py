@@ -159,6 +159,10 @@ def _build_files(templates: Environment, manifest: Manifest) -> list[Output]:
                 ],
             ),
         ),
+        Output(
+            ROOT / "compose.override.yaml",
+            templates.get_template("compose.override.yaml.j2").render(**common),
+        ),
     ]
     variant = templates.get_template("variant.Dockerfile.j2")
     outputs += [

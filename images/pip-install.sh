@@ -13,8 +13,9 @@
 set -eu
 extra=${1:-}
 locks=/tmp/locks
-if [ -f /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi
-if [ -f /run/secrets/pip_conf ]; then export PIP_CONFIG_FILE=/run/secrets/pip_conf; fi
+# An empty secret is none (compose passes /dev/null when the variable is unset).
+if [ -s /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi
+if [ -s /run/secrets/pip_conf ]; then export PIP_CONFIG_FILE=/run/secrets/pip_conf; fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore
 
 python -m pip --version >/dev/null 2>&1 || python -m ensurepip --default-pip >/dev/null

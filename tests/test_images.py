@@ -119,6 +119,8 @@ def _plan(*targets: str, env: dict[str, str] | None = None) -> dict[str, Any]:
             "PROVENANCE",
             "PIP_CERT",
             "PIP_CONFIG_FILE",
+            "PLATFORMS",
+            "BASE_IMAGE",
         )
     }
     completed = subprocess.run(
@@ -146,7 +148,7 @@ def test_bake_plan_targets_tags_platforms_labels_contexts() -> None:
     targets = _plan()["target"]
     for workload in MANIFEST:
         target = targets[workload.id]
-        repository = f"docker.io/cloudai/cloudai-{workload.category}-intensive"
+        repository = f"localhost:5000/cloudai/cloudai-{workload.category}-intensive"
         expected_tags = [f"{repository}:{workload.number}"]
         if workload.number == 1:
             expected_tags.append(f"{repository}:latest")
@@ -182,6 +184,7 @@ def test_bake_variables_registry_version_attestations_cache() -> None:
         "cpu-1",
         "gpu-3",
         env={
+            "REGISTRY": "docker.io",
             "DOCKER_USERNAME": "me",
             "VERSION": "1.0.0",
             "SBOM": "false",

@@ -91,8 +91,9 @@ class Workload(_Strict):
         """The earlier scripts' file name, kept as a launcher: ``cpu_process_3.py``."""
         return f"{self.category}_process_{self.number}.py"
 
-    def image(self, registry: str = "docker.io", namespace: str = "cloudai") -> str:
-        """The reference docker-bake.hcl tags: ``docker.io/cloudai/cloudai-cpu-intensive:3``."""
+    def image(self, registry: str, namespace: str) -> str:
+        """The tag docker-bake.hcl gives it: ``<registry>/<namespace>/cloudai-cpu-intensive:3``
+        (workloads.exports.Images has the defaults)."""
         return f"{registry}/{namespace}/cloudai-{self.category}-intensive:{self.number}"
 
 
