@@ -23,18 +23,10 @@ import psutil
 from pydantic import ValidationError
 
 from workloads.manifest import Workload
+from workloads.runtime.assembly import Outcome, RunRecord, assemble, verification
 from workloads.runtime.choices import EXIT_COMPLETED, EXIT_FAILED
 from workloads.runtime.context import Context, RunState
-from workloads.runtime.document import (
-    ErrorPart,
-    LoadPart,
-    Outcome,
-    RunDocument,
-    RunRecord,
-    VerificationPart,
-    assemble,
-    verification,
-)
+from workloads.runtime.document import ErrorPart, LoadPart, RunDocument, VerificationPart
 from workloads.runtime.environment import lock_digest
 from workloads.runtime.exporter import open_exporter, sample_values
 from workloads.runtime.iterations import Interrupted
