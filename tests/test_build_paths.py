@@ -237,11 +237,6 @@ def test_the_build_context_and_the_wheel_are_allow_lists() -> None:
     assert yaml.safe_load((ROOT / "workloads.yaml").read_text())  # force-included beside them
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="workloads/commands/common.py still defaults to docker.io/cloudai: it should take "
-    "workloads.exports.DEFAULT_REGISTRY and DEFAULT_NAMESPACE (remove this mark then)",
-)
 def test_the_tool_names_images_as_bake_does_by_default() -> None:
     from tests.conftest import run_cli
 

@@ -240,8 +240,16 @@ def test_failures_leave_a_failed_document_and_exit_1(
 def test_a_new_workload_is_a_module_and_a_manifest_entry(
     results: Path, fixture_manifest: dict[str, str]
 ) -> None:
-    completed = run_cli(
-        "run", "cpu-1", "--iterations", "6", "--results-dir", str(results), env=fixture_manifest
+    completed = run_cli(  # bound by iterations: its catalogue's 1-2 s a busy host may spend
+        "run",
+        "cpu-1",
+        "--iterations",
+        "6",
+        "--duration",
+        "60",
+        "--results-dir",
+        str(results),
+        env=fixture_manifest,
     )
     assert completed.returncode == 0, completed.stderr
     document = only_document(results)

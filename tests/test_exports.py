@@ -138,7 +138,7 @@ def test_tasks_command_selects_and_passes_controls() -> None:
     io_ids = [workload.id for workload in MANIFEST if workload.category == "io"]
     assert [spec["name"] for spec in specs] == [*io_ids, "cpu-3"]
     assert all(spec["command"].endswith(" --scale 0.5") for spec in specs)
-    assert specs[0]["image"] == "docker.io/me/cloudai-io-intensive:1"
+    assert specs[0]["image"] == "localhost:5000/me/cloudai-io-intensive:1"
     unknown = run_cli("tasks", "tpu")
     assert unknown.returncode == 2 and "unknown workload or category" in unknown.stderr
 

@@ -11,10 +11,10 @@ import json
 
 import numpy as np
 
-from workloads.exports import Images, MasterTask, command
 from workloads.manifest import Manifest, Workload
 from workloads.runfolder import TraceTask
 from workloads.sizes import GIB
+from workloads.taskspec import Images, MasterTask, command
 
 
 class MixError(ValueError):

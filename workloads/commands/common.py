@@ -61,12 +61,14 @@ def add_image_options(
         registry = namespace = None
         registry_fallback = namespace_fallback = "the trace's"
     else:
-        registry = os.environ.get("REGISTRY") or "docker.io"
-        namespace = os.environ.get("NAMESPACE") or os.environ.get("DOCKER_USERNAME") or "cloudai"
-        registry_fallback, namespace_fallback = (
-            "$REGISTRY, else docker.io",
-            ("$NAMESPACE, $DOCKER_USERNAME, else cloudai"),
+        from workloads.taskspec import DEFAULT_NAMESPACE, DEFAULT_REGISTRY
+
+        registry = os.environ.get("REGISTRY") or DEFAULT_REGISTRY
+        namespace = (
+            os.environ.get("NAMESPACE") or os.environ.get("DOCKER_USERNAME") or DEFAULT_NAMESPACE
         )
+        registry_fallback = f"$REGISTRY, else {DEFAULT_REGISTRY}"
+        namespace_fallback = f"$NAMESPACE, $DOCKER_USERNAME, else {DEFAULT_NAMESPACE}"
     parser.add_argument(
         "--registry", default=registry, help=f"image registry (default: {registry_fallback})"
     )
@@ -100,7 +102,7 @@ def controls(args: argparse.Namespace, exclude: tuple[str, ...] = ()) -> dict[st
 
 def add_master_options(parser: argparse.ArgumentParser) -> None:
     """Fields of the master's task body that the catalogue does not decide."""
-    from workloads.exports import DEFAULT_K_VALUE, DEFAULT_USER
+    from workloads.taskspec import DEFAULT_K_VALUE, DEFAULT_USER
 
     parser.add_argument(
         "--k-value",
@@ -118,7 +120,7 @@ def add_master_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _k_value(text: str) -> float:
-    from workloads.exports import K_VALUE_RANGE
+    from workloads.taskspec import K_VALUE_RANGE
 
     value = positive_float(text)
     low, high = K_VALUE_RANGE

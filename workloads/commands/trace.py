@@ -115,7 +115,7 @@ def _given(args: argparse.Namespace, names) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from workloads.exports import Images
+    from workloads.taskspec import Images
     from workloads.trace import to_cloudai
 
     if args.source is not None:

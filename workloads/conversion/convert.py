@@ -17,11 +17,11 @@ import workloads
 from workloads.conversion.mapping import Mapper, Rule, classify
 from workloads.conversion.sizing import Request, Sizer, describe, largest_envelope
 from workloads.conversion.window import Scaling, Window, gpu_demand, select, source_load
-from workloads.exports import Images, command
 from workloads.manifest import Manifest, Workload
 from workloads.runfolder import Origin, TraceFile, TraceTask
 from workloads.sizes import GIB
 from workloads.sources import NodeShape, SourceJob, SourceLog
+from workloads.taskspec import Images, command
 
 # Run times on the target are clamped to this unless --duration-range says otherwise: at least
 # the bounded slowdown's 10 s (a shorter task is mostly its start-up), at most 2 minutes.

@@ -14,6 +14,9 @@ PROFILES: tuple[str, ...] = get_args(Profile)
 DEVICES: tuple[str, ...] = get_args(Device)
 PROGRESS_MODES: tuple[str, ...] = get_args(ProgressMode)
 
+# Live metrics: where a run serves them (the images document the port: EXPOSE, a label).
+DEFAULT_METRICS_PORT, METRICS_PATH = 9464, "/metrics"
+
 # Exit statuses of a run (and of every command): 128 + N when stopped by signal N.
 EXIT_COMPLETED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Their meanings, the one definition: --help prints them, generate.py renders README's table.
@@ -33,7 +36,12 @@ EXIT_STATUSES: tuple[tuple[str, str], ...] = (
         "2",
         "usage error: unknown workload or engine, bad flag or variable, malformed manifest or "
         "trace, unwritable results folder, a metrics port in use, a missing optional extra, "
-        "input an engine can never run; one line on stderr, nothing run",
+        "input an engine can never run, an image given only options as its command; one line "
+        "on stderr, nothing run",
+    ),
+    (
+        "127",
+        "an image's command could not be started (not found); the supervisor says which",
     ),
     (
         "128+N",

@@ -53,13 +53,14 @@ from prometheus_client.core import (
     Metric,
 )
 
+from workloads.runtime.choices import DEFAULT_METRICS_PORT, METRICS_PATH  # noqa: F401 (its names)
+
 if TYPE_CHECKING:
     from workloads.manifest import Workload
     from workloads.runtime.limits import Limits
     from workloads.runtime.params import RunParams
 
-DEFAULT_PORT = 9464  # documented in the images (EXPOSE, org.cloudai.metrics.port)
-METRICS_PATH = "/metrics"
+DEFAULT_PORT = DEFAULT_METRICS_PORT  # documented in the images (EXPOSE, org.cloudai.metrics.port)
 
 
 class ExporterError(Exception):

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import secrets
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from workloads.jsonio import new_id, write_json
 from workloads.runtime.environment import in_container
 from workloads.runtime.filesystems import is_mount, mount_of
 
@@ -22,22 +20,6 @@ SCHEMA_PATH = PACKAGE / "schema" / "result.schema.json"
 MOUNT_CANDIDATES = (Path("/results"), Path("/output"))
 # The filesystems of a container's own writable layer: what is written there goes with it.
 CONTAINER_LAYERS = ("overlay", "fuse.fuse-overlayfs", "aufs")
-
-
-def primary_metric_text(document: dict[str, Any]) -> str:
-    """The primary metric as '12.3 MB/s', or 'no metric' when none was measured."""
-    primary = document["metrics"]["primary"]
-    if not primary or primary["value"] is None:
-        return "no metric"
-    return f"{primary['value']:.4g} {primary['unit']}"
-
-
-def verification_text(document: dict[str, Any]) -> str:
-    """'passed', 'failed' or 'nothing to judge', and how many checks were inconclusive."""
-    verification = document["verification"]
-    verdict = {True: "passed", False: "failed", None: "nothing to judge"}[verification["passed"]]
-    inconclusive = len(verification.get("inconclusive", ()))
-    return verdict + (f" ({inconclusive} inconclusive)" if inconclusive else "")
 
 
 class ResultsDirError(Exception):
@@ -104,8 +86,8 @@ def lost_with_the_container(path: Path) -> str:
 
 
 def new_run_id(started: datetime) -> str:
-    """Sortable and unique: UTC start time plus 48 random bits."""
-    return f"{started.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(6)}"
+    """Sortable and unique: UTC start time plus 48 random bits (jsonio's one id format)."""
+    return new_id(started)
 
 
 def document_name(workload_id: str, run_id: str) -> str:
@@ -113,35 +95,5 @@ def document_name(workload_id: str, run_id: str) -> str:
 
 
 def write_document(directory: Path, name: str, document: dict[str, Any]) -> Path:
-    """Write atomically (temp file, fsync, link) and never replace an existing file."""
-    data = json.dumps(document, indent=2, allow_nan=False).encode() + b"\n"
-    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
-    target = directory / name
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)
-        try:
-            os.link(temporary, target)  # fails if the name exists: nothing is ever overwritten
-        except FileExistsError:
-            raise
-        except OSError:  # a filesystem without hard links
-            if target.exists():
-                raise FileExistsError(target) from None
-            os.replace(temporary, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-    _fsync_directory(directory)
-    return target
-
-
-def _fsync_directory(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        descriptor = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+    """Write atomically and never replace an existing file (jsonio's one writer)."""
+    return write_json(directory / name, document)

@@ -38,8 +38,6 @@ from workloads.runtime.record import Totals
 from workloads.runtime.results import (
     document_name,
     new_run_id,
-    primary_metric_text,
-    verification_text,
     write_document,
 )
 from workloads.runtime.sampler import ResourceSampler, process_tree_totals
@@ -197,6 +195,8 @@ class Run:
                 with contextlib.suppress(psutil.Error):
                     child.kill()
             self.sampler.stop()
+            if self.exporter is not None:  # the textfile says the run is over, here too
+                self.exporter.close()
             self.state.remove_scratch()
             self._finish(None, late=iterating)
         os._exit(128 + (self.signals.received or 15))
@@ -338,11 +338,11 @@ class Run:
         resources = document.resources
         outcome = f"{document.status} ({document.stop_reason})"
         self.progress.line(
-            f"{outcome} in {document.wall_seconds:.2f} s: {primary_metric_text(data)}; "
+            f"{outcome} in {document.wall_seconds:.2f} s: {document.primary_metric_text()}; "
             f"{document.metrics.iterations} iterations; "
             f"{resources.average_cores:.2f} cores; "
             f"peak {format_size(resources.peak_memory_bytes)}; "
-            f"verification {verification_text(data)}"
+            f"verification {document.verification_text()}"
         )
         if document.error:
             print(
