@@ -112,13 +112,22 @@ class Run:
         self._written = False
 
     def _on_sample(self, sample: dict[str, float | None]) -> None:
-        iterations = self.state.recorder.count
-        self.progress.update(sample, iterations)
+        self.progress.update(sample, self.state.recorder.count)
+        self._publish(sample)
+
+    def _publish(self, sample: dict[str, float | None]) -> None:
         if self.exporter is not None:
-            values = sample_values(
-                sample, self.sampler.cumulative, iterations, self.state.recorder.workers
-            )
+            iterations, workers = self.state.recorder.count, self.state.recorder.workers
+            values = sample_values(sample, self.sampler.cumulative, iterations, workers)
             self.exporter.publish(values, self._primary_so_far())
+
+    def _close_exporter(self) -> None:
+        """The run's last figures, then the end: iterations that ended after the last sample
+        (a stop takes none within 0.1 s of the one before) count in what stays published."""
+        if self.exporter is not None:
+            if self.sampler.samples:
+                self._publish(self.sampler.samples[-1])
+            self.exporter.close()
 
     def _primary_so_far(self) -> tuple[str, str, float | None]:
         """The declared primary metric over the iterations so far, when it is a rate."""
@@ -143,8 +152,7 @@ class Run:
             finally:
                 self._finished.set()
                 self.sampler.stop()
-                if self.exporter is not None:
-                    self.exporter.close()
+                self._close_exporter()
                 self.state.remove_scratch()
                 self.progress.close()
         return self._finish(error)
@@ -195,8 +203,7 @@ class Run:
                 with contextlib.suppress(psutil.Error):
                     child.kill()
             self.sampler.stop()
-            if self.exporter is not None:  # the textfile says the run is over, here too
-                self.exporter.close()
+            self._close_exporter()  # the textfile says the run is over, here too
             self.state.remove_scratch()
             self._finish(None, late=iterating)
         os._exit(128 + (self.signals.received or 15))
