@@ -12,7 +12,7 @@ the local registry), from this checkout.
 1. SUBMIT to START on an empty one-node cluster, through the engine against ``sbatch --wrap
    true`` submitted directly, interleaved (``--overhead-tasks`` each, 5 s apart, each at a
    random phase of Slurm's one-second backfill pass; the direct job asks for what the engine's
-   does): from the call to the first look at it running (the engine polls every 0.25 s, the
+   does): from the call to the first look at it running (the engine polls every POLL_SECONDS, the
    direct loop every 20 ms), and Slurm's own record (whole seconds). Goal: the engine adds at
    most 10 % to the p50.
 2. Pacing: ``--pacing-rate`` submissions/s for ``--pacing-seconds`` (each task's command
@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 from _toolchain import NAMESPACE, REGISTRY, ROOT, push_images
 
+from workloads.replay.slurm_engine import POLL_SECONDS
 from workloads.replay.slurm_records import list_jobs
 
 PACED = "io-3"  # the overhead and pacing traces' workload (its command replaced by `true`)
@@ -182,7 +183,7 @@ def overhead(folder: Path, tasks: int) -> dict[str, Any]:
     p50_engine, p50_direct = float(np.median(engine)), float(np.median(list(direct.values())))
     added = p50_engine / p50_direct - 1
     print(f"SUBMIT to START, empty one-node cluster, {tasks} jobs each way, interleaved:")
-    print(f"  through the engine (call to first look, 0.25 s polls): {spread(engine)}")
+    print(f"  through the engine (call to first look, {POLL_SECONDS:g} s polls): {spread(engine)}")
     print(f"  sbatch --wrap true directly (call to first look, 20 ms polls): "
           f"{spread(list(direct.values()))}")  # fmt: skip
     print(f"  Slurm's record (whole seconds): engine {spread(engine_slurm)}; "
@@ -349,6 +350,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--figures", type=Path, help="write three-schedulers.png there")
     parser.add_argument("--keep", type=Path, help="copy part 3's run folders there")
+    parser.add_argument(
+        "--no-comparison", action="store_true", help="parts 1 and 2 only (minutes fewer)"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench/replay_slurm.py needs root (scripts/slurm-up, swarm-nodes)")
@@ -368,6 +372,8 @@ def main() -> None:
             slurm_up(1)
             overhead(folder, args.overhead_tasks)
             pacing(folder, args.pacing_rate, args.pacing_seconds)
+            if args.no_comparison:
+                return
             runs = compare(folder, path, args)
             if args.figures:
                 args.figures.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import only_document, run_cli
 from workloads.analysis import SUMMARY_SCHEMA_PATH, analyze_folder
+from workloads.analysis.jobs import Job, enforced
 from workloads.runfolder import (
     EngineRecord,
     Node,
@@ -372,3 +373,23 @@ def test_a_trace_without_origins_has_no_users_nor_fidelity(run: Path) -> None:
     completed = run_cli("analyze", str(run), "--check", str(missing))
     assert completed.returncode == 1
     assert "fidelity_rank_correlation: not measured in this run" in completed.stderr
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("quota", "cpuset", "cpus", "expected"),
+    [
+        (2.0, 2, 2.0, True),  # a CFS quota (docker, swarm)
+        (None, 1, 1.0, True),  # Slurm's cpuset of whole CPUs
+        (None, 2, 2.0, True),  # all of the node's CPUs, as asked
+        (None, 2, 1.0, False),  # the whole host for a one-CPU task: no limit
+        (None, 0, 1.0, False),  # nothing detected
+    ],
+)
+def test_a_cpu_limit_is_a_quota_or_a_cpuset_the_size_of_the_request(
+    quota: float | None, cpuset: int, cpus: float, expected: bool
+) -> None:
+    job = Job(task_id=0, workload="cpu-1", category="cpu", task_type="cpu-heavy",
+              cpu_request=cpus, memory_request_bytes=GIB, gpu_request=0,
+              limit_cpu_quota=quota, limit_memory_bytes=GIB)  # fmt: skip
+    assert enforced(job, cpuset, host_cpus=2) is expected

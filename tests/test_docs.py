@@ -109,17 +109,8 @@ def test_the_connected_machine_s_builds_print_their_plan(block: object, tmp_path
                 assert any(tag.endswith(f"-{variables['VERSION']}") for tag in target["tags"])
 
 
-# The Slurm section of docs/schedulers.md is kept by another hand for now (its blocks predate
-# this check); every other block calls the tool through the venv, as the README sets it up.
-FOREIGN_SECTIONS = {"docs/schedulers.md": "## Replay on Slurm"}
-
-
 def _own_blocks(path: Path) -> list[str]:
-    heading = FOREIGN_SECTIONS.get(str(path.relative_to(ROOT)))
-    text = path.read_text()
-    limit = text.index(heading) if heading and heading in text else len(text)
-    cut = len(text[:limit].splitlines())
-    return [block for line, _, block in sh_blocks(path) if line <= cut]
+    return [block for _, _, block in sh_blocks(path)]
 
 
 @pytest.mark.unit

@@ -203,10 +203,11 @@ def _within(detected: float | None, requested: float) -> bool:
 
 
 def enforced(job: Job, cpuset_size: int, host_cpus: int | None) -> bool:
-    """The limits the task found in its cgroup match its requests: a CPU quota (or, without
-    one, a cpuset narrower than the host) and a memory limit, each within the tolerance."""
+    """The limits the task found in its cgroup match its requests: a CPU quota, or without one
+    its cpuset (Slurm's whole CPUs; a cpuset of the whole host counts only where the task asked
+    for the whole host), and a memory limit, each within the tolerance."""
     cpu_limit = job.limit_cpu_quota
-    if cpu_limit is None and cpuset_size and host_cpus and cpuset_size < host_cpus:
+    if cpu_limit is None and cpuset_size and (not host_cpus or cpuset_size <= host_cpus):
         cpu_limit = float(cpuset_size)
     return _within(cpu_limit, job.cpu_request) and _within(
         job.limit_memory_bytes, job.memory_request_bytes

@@ -62,7 +62,7 @@ from workloads.replay.slurm_records import (
 from workloads.runfolder import Event
 
 MODES = ("container", "process")
-POLL_SECONDS = 0.25
+POLL_SECONDS = 0.1  # squeue 10 times a second: a start seen within 0.1 s
 TIME_RESOLUTION_S = 1.0  # Slurm's submit, start and end times are whole seconds
 CLIENTS = ("sbatch", "squeue", "scontrol", "scancel")
 
