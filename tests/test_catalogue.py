@@ -127,7 +127,11 @@ def _checkout_with_new_workloads(folder: Path) -> Path:
         [sys.executable, "generate.py"], cwd=folder, capture_output=True, text=True, check=False
     )
     assert generated.returncode == 0, generated.stderr
-    return folder
+    git = ["git", "-c", "user.name=contributor", "-c", "user.email=contributor@example.org"]
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "three workloads"]):
+        subprocess.run([*git, *command], cwd=folder, capture_output=True, check=True)
+    (folder / ".venv").symlink_to(Path(sys.prefix))  # the README's venv, as in a checkout
+    return folder  # a checkout, as the contributor's is: tests may ask git what it holds
 
 
 def test_a_new_entry_is_generated_from_the_manifest(tmp_path: Path) -> None:
