@@ -296,6 +296,18 @@ def test_the_loader_validates_values(tmp_path: Path, changes: dict, fragment: st
     assert "\n" not in str(caught.value)
 
 
+def test_meta_is_typed_and_keeps_what_it_does_not_know(tmp_path: Path) -> None:
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"meta": {"source": {"file": "x.swf"}}, "tasks": [task()]}))
+    with pytest.raises(TraceError, match=r"meta\.source\.sha256") as caught:
+        load_trace(path)  # a converted trace's record of its log is whole or refused
+    assert "\n" not in str(caught.value)
+    theirs = {"made_by": "our exporter", "cluster": {"nodes": 4}, "seed": 9, "rate": None}
+    path.write_text(json.dumps({"meta": theirs, "tasks": [task()]}))
+    trace = load_trace(path)
+    assert trace.meta.seed == 9 and json.loads(trace.to_json())["meta"] == theirs
+
+
 def test_duplicate_ids_and_rounded_durations(tmp_path: Path) -> None:
     path = tmp_path / "t.json"
     path.write_text(json.dumps({"tasks": [task(), task(submit_time=1.0)]}))
@@ -316,7 +328,7 @@ def test_optional_fields_round_trip_through_json_and_csv(tmp_path: Path) -> None
         TraceTask(**task(task_id=1, gpu_request=1, gpu_share=0.25)),
         TraceTask(**task(task_id=2)),
     ]
-    trace = TraceFile(meta={"source": {"file": "x.swf"}}, tasks=tasks)
+    trace = TraceFile(meta={"generator": "a test", "seed": 3}, tasks=tasks)
     for name, text in (("t.json", trace.to_json()), ("t.csv", trace.to_csv())):
         path = write(tmp_path, name, text)
         assert load_trace(path).tasks == tasks, name

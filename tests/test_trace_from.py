@@ -47,7 +47,9 @@ def test_an_swf_log_becomes_a_trace_that_keeps_its_load(tmp_path: Path) -> None:
     load = source["load"]
     assert load["matched"] == "cpus"
     assert load["target"]["cpus"] == pytest.approx(load["source"]["cpus"], rel=0.01)
-    tasks = load_trace(write(tmp_path, "t.json", json.dumps(trace))).tasks
+    loaded = load_trace(write(tmp_path, "t.json", json.dumps(trace)))
+    assert loaded.meta.to_dict() == trace["meta"]  # the typed meta reads back what was written
+    tasks = loaded.tasks
     scale = source["time_scale"]
     assert [task.source.id for task in tasks] == ["1", "2", "4", "5"]
     assert [task.submit_time for task in tasks] == [round(s / scale, 3) for s in (0, 10, 30, 40)]
@@ -177,12 +179,12 @@ def test_a_window_of_the_gaia_log(tmp_path: Path) -> None:
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr
     trace = load_trace(output)
-    source = trace.meta["source"]
-    assert len(trace.tasks) == 50 and source["window"]["running_when_it_opens"] > 0
-    assert source["load"]["target"]["cpus"] == pytest.approx(source["load"]["source"]["cpus"], 0.01)
+    source = trace.meta.source
+    assert len(trace.tasks) == 50 and source.window.running_when_it_opens > 0
+    assert source.load.target["cpus"] == pytest.approx(source.load.source["cpus"], 0.01)
     assert {task.category for task in trace.tasks} <= {"io", "cpu"}
     assert all(task.source.wait is not None and task.user for task in trace.tasks)
-    assert source["acknowledge"] == "Joseph Emeras, SnT"
+    assert source.acknowledge == "Joseph Emeras, SnT"
 
 
 @needs_traces
@@ -216,6 +218,8 @@ def test_a_converted_window_replays_unchanged_and_analyze_reads_its_origin(
     run = tmp_path / "run"
     replayed = run_cli("replay", str(trace), "--engine", "docker", "--output", str(run))
     assert replayed.returncode == 0, replayed.stdout[-3000:] + replayed.stderr[-3000:]
+    record = json.loads((run / "replay.json").read_text())
+    assert record["trace"]["meta"] == json.loads(trace.read_text())["meta"]  # the log, as written
     analyzed = run_cli("analyze", str(run))
     assert analyzed.returncode == 0, analyzed.stderr
     assert "fidelity over 4 tasks" in analyzed.stdout

@@ -24,7 +24,7 @@ import threading
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_serializer
 
 from workloads.jsonio import write_json
 
@@ -36,6 +36,7 @@ from workloads.tracefile import (  # noqa: F401
     Origin,
     TraceError,
     TraceFile,
+    TraceMeta,
     TraceTask,
     first_error,
     load_trace,
@@ -134,7 +135,11 @@ class TraceSource(BaseModel):
     path: str
     sha256: str
     tasks: int
-    meta: dict[str, Any]
+    meta: TraceMeta
+
+    @field_serializer("meta")
+    def _meta_as_written(self, meta: TraceMeta) -> dict[str, Any]:
+        return meta.to_dict()
 
 
 class EngineRecord(BaseModel):

@@ -124,15 +124,93 @@ OPTIONAL_FIELDS = ("user", "queue", "gpu_share")
 SOURCE_COLUMNS = tuple(f"source.{name}" for name in Origin.model_fields)
 
 
+# -- how the trace was made -------------------------------------------------------------------
+class LogWindow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    first: int = Field(ge=0, description="the first record of the log the window spans, from 0")
+    count: int | None = Field(None, ge=1, description="records asked for; null: to the end")
+    last: int = Field(ge=0, description="the last record it spans")
+    tasks: int = Field(ge=0)
+    skipped: dict[str, int] = Field(default_factory=dict, description="passed over, by reason")
+    running_when_it_opens: int = Field(0, ge=0, description="log's jobs running as it opens")
+
+
+class LogNode(BaseModel):
+    """A node of the source cluster or of the target, and how many there are."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    cpus: Finite
+    memory_gib: Finite | None = None
+    gpus: int = 0
+    nodes: int | None = None
+    given_by: str | None = Field(None, alias="from", description="the log, or --source-node")
+
+
+class LogLoad(BaseModel):
+    """Offered load (demand over capacity, over the window's span), of CPUs and of GPUs."""
+
+    model_config = ConfigDict(extra="forbid")
+    matched: str = Field(description="cpus or gpus: the resource whose load the conversion kept")
+    asked: Finite | None = Field(None, description="--load; null: the source's own")
+    source: dict[str, Finite | None] = Field(description="on the source cluster; null: unknown")
+    target: dict[str, Finite | None] = Field(description="on the target nodes, at the time scale")
+
+
+class LogMapping(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rules: str = Field(description="the --map file, or default")
+    by_rule: dict[str, int]
+    by_workload: dict[str, int]
+
+
+class LogSource(BaseModel):
+    """A converted trace's ``meta.source``: the log it came from and how it was converted."""
+
+    model_config = ConfigDict(extra="forbid")
+    file: str
+    sha256: str
+    format: str
+    records: int = Field(ge=0, description="records in the whole log")
+    header: dict[str, str] = Field(default_factory=dict, description="what the log says of itself")
+    acknowledge: str | None = Field(None, description="whom the log asks to be acknowledged")
+    window: LogWindow
+    time_scale: Finite = Field(gt=0, description="the trace's times are the log's divided by it")
+    time_scale_from: str = Field(description="--time-scale, --span, --load or the source's load")
+    duration_range: tuple[Finite, Finite]
+    durations_clamped: dict[str, int] = Field(description="run times raised to min, cut to max")
+    span_s: dict[str, Finite] = Field(description="first to last submission: source and trace")
+    source_node: LogNode
+    target_node: LogNode
+    load: LogLoad
+    mapping: LogMapping
+
+
+class TraceMeta(BaseModel):
+    """How a trace was made: the generator and its parameters, and for a converted trace its
+    ``source``. Keys of a trace made elsewhere are kept as they are."""
+
+    model_config = ConfigDict(extra="allow")
+    generator: str | None = Field(None, description="what wrote it, with its version")
+    seed: int | None = None
+    tasks: int | None = Field(None, description="seeded: how many tasks were asked for")
+    mix: dict[str, float] | None = Field(None, description="seeded: weight by workload")
+    arrival: str | None = Field(None, description="seeded: the arrival process")
+    rate: Finite | None = Field(None, description="seeded: arrivals per second")
+    duration_scale: Finite | None = None
+    duration_range: tuple[Finite, Finite] | None = None
+    controls: dict[str, str] = Field(default_factory=dict, description="controls every task gets")
+    source: LogSource | None = Field(None, description="converted: the log and the conversion")
+
+    def to_dict(self) -> dict[str, Any]:
+        """What was set, as it was set (a null given stays; an absent key stays absent)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
 class TraceFile(BaseModel):
     """A trace as ``trace`` writes it in JSON: how it was made, and its tasks."""
 
     model_config = ConfigDict(extra="forbid", title="cloudai-workloads trace")
-    meta: dict[str, Any] = Field(
-        default_factory=dict,
-        description="how the trace was made (generator, seed, mix...); a converted trace's "
-        "``source``: the log's file, sha256, format, window, scale factors and offered loads",
-    )
+    meta: TraceMeta = Field(default_factory=TraceMeta, description="how the trace was made")
     tasks: list[TraceTask]
 
     @field_validator("tasks")
@@ -148,7 +226,7 @@ class TraceFile(BaseModel):
         return tasks
 
     def to_json(self) -> str:
-        return dumps(self.model_dump(exclude_none=True) | {"meta": self.meta})
+        return dumps(self.model_dump(exclude_none=True) | {"meta": self.meta.to_dict()})
 
     def to_csv(self) -> str:
         """The required columns, then those optional ones that a task has (``source.*`` for

@@ -18,7 +18,7 @@ from workloads.commands.common import (
 )
 from workloads.manifest import get_manifest
 from workloads.options import UsageError, positive_float, positive_int, seed
-from workloads.runfolder import TraceFile
+from workloads.runfolder import TraceFile, TraceMeta
 
 HELP = "an arrival trace of tasks: a seeded mix, or a public cluster log (--from)"
 # trace draws each task's duration and seed itself (its own --seed seeds the trace).
@@ -167,17 +167,17 @@ def _seeded(args: argparse.Namespace, images) -> TraceFile:
         duration_range=args.duration_range,
         controls=given,
     )
-    meta = {
-        "generator": f"cloudai-workloads {workloads.__version__}",
-        "seed": args.seed,
-        "tasks": args.tasks,
-        "mix": mix,
-        "arrival": args.arrival,
-        "rate": args.rate,
-        "duration_scale": args.duration_scale,
-        "duration_range": args.duration_range,
-        "controls": given,
-    }
+    meta = TraceMeta(
+        generator=f"cloudai-workloads {workloads.__version__}",
+        seed=args.seed,
+        tasks=args.tasks,
+        mix=mix,
+        arrival=args.arrival,
+        rate=args.rate,
+        duration_scale=args.duration_scale,
+        duration_range=args.duration_range,
+        controls=given,
+    )
     return TraceFile(meta=meta, tasks=tasks)
 
 

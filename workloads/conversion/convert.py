@@ -9,7 +9,6 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -18,10 +17,20 @@ from workloads.conversion.mapping import Mapper, Rule, classify
 from workloads.conversion.sizing import Request, Sizer, describe, largest_envelope
 from workloads.conversion.window import Scaling, Window, gpu_demand, select, source_load
 from workloads.manifest import Manifest, Workload
-from workloads.runfolder import Origin, TraceFile, TraceTask
 from workloads.sizes import GIB
 from workloads.sources import NodeShape, SourceJob, SourceLog
 from workloads.taskspec import Images, command
+from workloads.tracefile import (
+    LogLoad,
+    LogMapping,
+    LogNode,
+    LogSource,
+    LogWindow,
+    Origin,
+    TraceFile,
+    TraceMeta,
+    TraceTask,
+)
 
 # Run times on the target are clamped to this unless --duration-range says otherwise: at least
 # the bounded slowdown's 10 s (a shorter task is mostly its start-up), at most 2 minutes.
@@ -95,46 +104,47 @@ def convert(log: SourceLog, options: ConvertOptions, manifest: Manifest) -> Conv
     scale, how, warnings = _time_scale(window, options, scalings[matched], source_loads[matched])
     durations = scalings[matched].durations(scale)
     tasks = _tasks(window, chosen, requests, durations, scale, options, log.format)
-    meta = {
-        "generator": f"cloudai-workloads {workloads.__version__}",
-        "seed": options.seed,
-        "controls": options.controls,
-        "source": {
-            "file": log.path.name,
-            "sha256": _sha256(log.path),
-            "format": log.format,
-            "records": len(log.records),
-            "header": log.header,
-            "acknowledge": log.acknowledge,
-            "window": {
-                "first": window.first,
-                "count": options.count,
-                "last": window.last,
-                "tasks": len(tasks),
-                "skipped": window.skipped,
-                "running_when_it_opens": len(window.carried),
-            },
-            "time_scale": scale,
-            "time_scale_from": how,
-            "duration_range": [low, high],
-            "durations_clamped": _clamped(scalings[matched], scale),
-            "span_s": {"source": window.span, "trace": window.span / scale},
-            "source_node": _node(source)
-            | {"nodes": log.nodes, "from": "--source-node" if options.source_node else "the log"},
-            "target_node": _node(target) | {"nodes": options.nodes},
-            "load": {
-                "matched": matched,
-                "asked": options.load,
-                "source": source_loads,
-                "target": {name: s.load(scale) for name, s in scalings.items()},
-            },
-            "mapping": {
-                "rules": options.map_file or "default",
-                "by_rule": dict(Counter(rule for _, _, rule in chosen)),
-                "by_workload": dict(Counter(workload.id for workload, _, _ in chosen)),
-            },
-        },
-    }
+    source_node = _node(source, log.nodes, "--source-node" if options.source_node else "the log")
+    origin = LogSource(
+        file=log.path.name,
+        sha256=_sha256(log.path),
+        format=log.format,
+        records=len(log.records),
+        header=log.header,
+        acknowledge=log.acknowledge,
+        window=LogWindow(
+            first=window.first,
+            count=options.count,
+            last=window.last,
+            tasks=len(tasks),
+            skipped=window.skipped,
+            running_when_it_opens=len(window.carried),
+        ),
+        time_scale=scale,
+        time_scale_from=how,
+        duration_range=(low, high),
+        durations_clamped=_clamped(scalings[matched], scale),
+        span_s={"source": window.span, "trace": window.span / scale},
+        source_node=source_node,
+        target_node=_node(target, options.nodes),
+        load=LogLoad(
+            matched=matched,
+            asked=options.load,
+            source=source_loads,
+            target={name: s.load(scale) for name, s in scalings.items()},
+        ),
+        mapping=LogMapping(
+            rules=options.map_file or "default",
+            by_rule=dict(Counter(rule for _, _, rule in chosen)),
+            by_workload=dict(Counter(workload.id for workload, _, _ in chosen)),
+        ),
+    )
+    meta = TraceMeta(
+        generator=f"cloudai-workloads {workloads.__version__}",
+        seed=options.seed,
+        controls=options.controls,
+        source=origin,
+    )
     return Converted(TraceFile(meta=meta, tasks=tasks), warnings)
 
 
@@ -192,9 +202,11 @@ def _clamped(scaling: Scaling, scale: float) -> dict[str, int]:
     }
 
 
-def _node(node: NodeShape) -> dict[str, Any]:
+def _node(node: NodeShape, count: int | None, given_by: str | None = None) -> LogNode:
     memory = None if node.memory is None else round(node.memory / GIB, 3)
-    return {"cpus": node.cpus, "memory_gib": memory, "gpus": node.gpus}
+    shape = {"cpus": node.cpus, "memory_gib": memory, "gpus": node.gpus, "nodes": count}
+    # "from" only where it was said, so a target node's record has no such key
+    return LogNode(**shape, **({"given_by": given_by} if given_by else {}))
 
 
 def _seconds(value: float) -> str:
