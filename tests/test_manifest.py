@@ -139,6 +139,14 @@ def test_unreadable_manifest_is_one_line(tmp_path: Path, text: str, fragment: st
     assert "\n" not in str(raised.value)
 
 
+def test_a_manifest_that_is_not_text_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "workloads.yaml"
+    path.write_bytes(b"\xff\xfe schema_version")
+    with pytest.raises(ManifestError, match="not YAML") as raised:
+        load_manifest(path)
+    assert "\n" not in str(raised.value)
+
+
 def test_missing_manifest_file(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="cannot read"):
         load_manifest(tmp_path / "absent.yaml")

@@ -12,10 +12,10 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from workloads.sizes import parse_size
+from workloads.yamlio import YamlError, load_yaml
 
 MANIFEST_ENV = "CLOUDAI_MANIFEST"
 MANIFEST_NAME = "workloads.yaml"
@@ -133,14 +133,9 @@ def get_manifest() -> Manifest:
 
 def load_manifest(path: Path) -> Manifest:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise ManifestError(f"{path}: cannot read the manifest: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        problem = getattr(err, "problem", None) or "invalid YAML"
-        raise ManifestError(f"{path}{where}: {problem}") from None
+        raw = load_yaml(path)
+    except YamlError as err:
+        raise ManifestError(str(err)) from None
     if not isinstance(raw, dict):
         raise ManifestError(
             f"{path}: the manifest must be a mapping with schema_version and workloads"
