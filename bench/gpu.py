@@ -189,6 +189,15 @@ def row(document: dict[str, Any], ended: dict[str, Any], warmup: float) -> dict[
     }
 
 
+def gpu2_over_reference(gpu2: dict[str, Any] | None, reference_tflops: float) -> float | None:
+    """gpu-2's rate over the reference matmul's; None where gpu-2 did not run or ran no whole
+    iteration (a busy CPU in a short dry run: its rates are then null)."""
+    primary = gpu2["metrics"]["primary"] if gpu2 else None
+    if primary is None or primary["value"] is None:
+        return None
+    return primary["value"] / reference_tflops
+
+
 def judge(
     rows: dict[str, dict[str, Any]], ratio: float | None, device: str
 ) -> list[dict[str, Any]]:
@@ -342,10 +351,8 @@ def main() -> None:
             f"{measured[dtype]:.3f} TFLOP/s"
         )
     compared = "bfloat16" if device == "cuda" else "float32"  # gpu-2's product dtype there
-    gpu2 = results.get("gpu-2")
-    ratio = None
-    if gpu2 and gpu2["metrics"]["primary"]:
-        ratio = gpu2["metrics"]["primary"]["value"] / measured[compared]
+    ratio = gpu2_over_reference(results.get("gpu-2"), measured[compared])
+    if ratio is not None:
         print(f"gpu-2 / {compared} reference: {ratio:.3f}")
     table["gpu2_over_reference"] = {"reference": compared, "ratio": ratio}
     table["targets"] = judge(table["workloads"], ratio, device)

@@ -97,7 +97,7 @@ def test_the_device_script_dry_runs_on_the_cpu_from_the_carried_wheels(tmp_path:
         env=environment,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,  # a hang guard: 32 s idle, 153 s under four busy loops and a suite
         check=False,
     )
     log = completed.stdout + completed.stderr
