@@ -359,6 +359,47 @@ def test_the_same_replay_runs_across_three_nodes(
     assert "cloudai-node" not in namespaces.stdout
 
 
+@pytest.mark.docker
+@needs_engine
+def test_a_swarm_replay_puts_its_images_on_every_node_before_any_task(
+    tmp_path: Path,
+    pushed_images: str,
+) -> None:
+    """scripts/swarm-nodes starts every node from an empty data-root: once the engine's check
+    has run, every node holds the replay's image, so no task's start on a cold node includes
+    a pull, and the jobs that pulled it are gone."""
+    from workloads.replay.swarm_engine import PULL_LABEL, SwarmEngine
+
+    up = subprocess.run([NODES, "up", "3"], capture_output=True, text=True, check=False)
+    assert up.returncode == 0, up.stderr
+    settings = dict(line.split("=", 1) for line in up.stdout.split())
+    image = f"{settings['REGISTRY']}/{NAMESPACE}/cloudai-cpu-intensive:1"
+    sockets = [f"unix:///var/run/cloudai-nodes/cloudai-node{number}.sock" for number in (1, 2, 3)]
+    nodes = [docker.DockerClient(base_url=socket) for socket in sockets]
+    try:
+        assert not any(_holds(node, image) for node in nodes)  # cold, all three
+        engine = SwarmEngine(nodes[0], "pull-test", grace=5.0)
+        task = ReplayTask(
+            0, "cloudai-replay-pull-test-0", image, "true", 0.5, 256 << 20, 0, tmp_path
+        )
+        engine.check([task])
+        assert all(_holds(node, image) for node in nodes)
+        assert nodes[0].services.list(filters={"label": PULL_LABEL}) == []
+    finally:
+        for node in nodes:
+            node.close()
+        down = subprocess.run([NODES, "down"], capture_output=True, text=True, check=False)
+    assert down.returncode == 0, down.stderr
+
+
+def _holds(node: docker.DockerClient, image: str) -> bool:
+    try:
+        node.images.get(image)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
 # -- which images a replay runs -------------------------------------------------------------
 def _named(image: str) -> TraceTask:
     return _trace_task(0, 0.0).model_copy(update={"image": image})

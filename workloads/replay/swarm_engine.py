@@ -51,6 +51,10 @@ _ENDINGS = {
 }
 # Stopped services' containers are gone within the grace, plus this for the engine's own work.
 _REMOVAL_MARGIN = 10.0
+# The services that pull a replay's images on every node before it starts carry this label.
+PULL_LABEL = "org.cloudai.pull"
+# How long those pulls may take (cold nodes, large images) before the replay starts anyway.
+PULL_TIMEOUT_S = 900.0
 
 
 class SwarmEngine:
@@ -104,9 +108,60 @@ class SwarmEngine:
                     f"image {image} is not in its registry, where every node pulls from "
                     f"({engine_error(err)})"
                 ) from None
-            # The manager's own node need not pull when a task first lands on it.
-            with contextlib.suppress(DockerException):
-                self.client.images.pull(image)
+        self._pull_on_every_node(sorted({task.image for task in tasks}))
+
+    def _pull_on_every_node(self, images: list[str]) -> None:
+        """A global job per image (every node runs ``true`` in it) and wait until every node's
+        has ended: no task's start on any node then includes a pull. A node that fails to pull
+        is one warning; its tasks pull when they land, as they would have."""
+        services = [
+            self.client.services.create(
+                image,
+                args=["/bin/sh", "-c", "true"],  # the image keeps its entrypoint
+                name=f"cloudai-pull-{self.replay_id[-12:]}-{index}",
+                labels={PULL_LABEL: self.replay_id},
+                mode=ServiceMode("global-job"),
+                restart_policy=RestartPolicy(condition="none"),
+            ).id
+            for index, image in enumerate(images)
+        ]
+        try:
+            ended = self._wait_for_jobs(services, time.monotonic() + PULL_TIMEOUT_S)
+        finally:
+            self._remove(services)
+        failed = [task for task in ended if task["Status"]["State"] != "complete"]
+        for task in failed:
+            image = task["Spec"]["ContainerSpec"]["Image"].split("@")[0]
+            print(
+                f"replay: warning: node {task.get('NodeID', '?')} could not pull {image} before "
+                f"the replay ({task['Status'].get('Err') or task['Status']['State']})",
+                flush=True,
+            )
+        nodes = len({task.get("NodeID") for task in ended})
+        print(
+            f"replay: {len(images)} image(s) on {nodes} node(s) before the first task", flush=True
+        )
+
+    def _wait_for_jobs(self, services: list[str], deadline: float) -> list[dict[str, Any]]:
+        """The jobs' tasks once every one has ended (or what has ended by ``deadline``)."""
+        while True:
+            tasks = [
+                task
+                for service_id in services
+                for task in self.client.api.tasks(filters={"service": service_id})
+            ]
+            ended = [task for task in tasks if task["Status"]["State"] in _ENDINGS]
+            placed = {task["ServiceID"] for task in tasks}
+            if (len(placed) == len(services) and len(ended) == len(tasks)) or (
+                time.monotonic() > deadline
+            ):
+                return ended
+            time.sleep(0.2)
+
+    def _remove(self, services: list[str]) -> None:
+        for service_id in services:
+            with contextlib.suppress(NotFound, APIError):
+                self.client.api.remove_service(service_id)
 
     def submit(self, task: ReplayTask) -> None:
         nano_cpus = round(task.cpus * 1e9)
@@ -235,10 +290,10 @@ class SwarmEngine:
             time.sleep(0.2)
 
     def cleanup(self) -> None:
+        pulls = {"label": f"{PULL_LABEL}={self.replay_id}"}
+        self._remove([service["ID"] for service in self.client.api.services(filters=pulls)])
         services = [service["ID"] for service in self.client.api.services(filters=self._filter)]
-        for service_id in services:
-            with contextlib.suppress(NotFound, APIError):
-                self.client.api.remove_service(service_id)
+        self._remove(services)
         self._wait_for_containers(services)
 
 
