@@ -203,10 +203,10 @@ def overhead(folder: Path, tasks: int) -> dict[str, Any]:
     observer.join()
     if replay.returncode:
         raise SystemExit(f"the overhead replay failed:\n{stderr[-2000:]}")
-    start_time = record(run_folder)["start_time"]
+    replayed = record(run_folder)
+    start_time, replay_id = replayed["start_time"], replayed["replay_id"].lower()
     submits, starts = by_task(run_folder, "SUBMIT"), by_task(run_folder, "START")
     engine = [starts[t]["observed"] - (start_time + submits[t]["submitted"]) for t in starts]
-    replay_id = record(run_folder)["replay_id"].lower()
     seen = observer.running
     same_engine = [
         seen[name] - (start_time + submits[t]["submitted"])

@@ -100,7 +100,8 @@ class SwarmEngine:
 
     def check(self, tasks: list[ReplayTask]) -> None:
         check_capacity(tasks, self._nodes)
-        for image in sorted({task.image for task in tasks}):
+        images = sorted({task.image for task in tasks})
+        for image in images:
             try:
                 self.client.api.inspect_distribution(image)
             except DockerException as err:
@@ -108,7 +109,7 @@ class SwarmEngine:
                     f"image {image} is not in its registry, where every node pulls from "
                     f"({engine_error(err)})"
                 ) from None
-        self._pull_on_every_node(sorted({task.image for task in tasks}))
+        self._pull_on_every_node(images)
 
     def _pull_on_every_node(self, images: list[str]) -> None:
         """A global job per image (every node runs ``true`` in it) and wait until every node's
@@ -145,11 +146,7 @@ class SwarmEngine:
     def _wait_for_jobs(self, services: list[str], deadline: float) -> list[dict[str, Any]]:
         """The jobs' tasks once every one has ended (or what has ended by ``deadline``)."""
         while True:
-            tasks = [
-                task
-                for service_id in services
-                for task in self.client.api.tasks(filters={"service": service_id})
-            ]
+            tasks = self.client.api.tasks(filters={"service": services})  # one call for all
             ended = [task for task in tasks if task["Status"]["State"] in _ENDINGS]
             placed = {task["ServiceID"] for task in tasks}
             if (len(placed) == len(services) and len(ended) == len(tasks)) or (
