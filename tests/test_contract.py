@@ -148,6 +148,9 @@ def test_timeseries_holds_per_interval_rates(results: Path) -> None:
 
 
 def test_intensity_is_a_duty_cycle(results: Path) -> None:
+    # Bound by iterations, not by a duration: on a busy host a 4 s run may finish no unit, or
+    # too few for a duty cycle to show. One worker: the cycle is per worker, and two would add
+    # the idle of the one that found no unit left to claim.
     completed = run_cli(
         "run",
         "cpu-1",
@@ -155,8 +158,10 @@ def test_intensity_is_a_duty_cycle(results: Path) -> None:
         "0.1",
         "--intensity",
         "50",
-        "--duration",
-        "4",
+        "--iterations",
+        "6",
+        "--workers",
+        "1",
         "--results-dir",
         str(results),
     )

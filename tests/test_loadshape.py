@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from workloads.runtime.choices import PROFILES
+from workloads.runtime.iterations import IterationRecord, IterationResult
 from workloads.runtime.loadshape import DutyCycle, LoadShape
+from workloads.runtime.record import Recorder
 
 pytestmark = pytest.mark.unit
 
@@ -77,3 +79,15 @@ def test_a_pause_ends_early_when_a_burst_begins() -> None:
 def test_a_stop_cuts_the_pause_short() -> None:
     cycle = DutyCycle(LoadShape("steady", 10, 100, 1), 0.0, lambda seconds: True)
     assert cycle.after_iteration(1.0) < 0.1
+
+
+def test_the_window_ends_when_the_workers_stop_not_at_the_last_unit() -> None:
+    # Two 1 s units at 50 %: each owes a 1 s pause, the second one's up to the stop at 4 s.
+    recorder = Recorder()
+    for index, started in enumerate((0.0, 2.0)):
+        recorder.add(IterationRecord(index, 0, started, 1.0, IterationResult()))
+    assert recorder.active_window() == (0.0, 3.0)  # the pause after the last unit is unknown yet
+    recorder.work_ended(4.0)
+    assert recorder.active_window() == (0.0, 4.0)  # 2 busy seconds of 4: 50 %, not 67 %
+    recorder.work_ended(2.5)  # a stop seen before the last unit ended never cuts the window
+    assert recorder.active_window() == (0.0, 4.0)

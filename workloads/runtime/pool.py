@@ -128,6 +128,7 @@ def run_inline(plan: Plan, recorder: Recorder, stop: threading.Event) -> None:
     iterations)."""
     counter = iter(range(plan.first_index, 1 << 62))
     _work_loop(plan, 0, lambda: next(counter), stop, recorder.add)
+    recorder.work_ended(_work_end(plan))
 
 
 def run_processes(plan: Plan, recorder: Recorder, stop: threading.Event) -> None:
@@ -173,6 +174,9 @@ def _collect(
                 continue
             if kind == "error":
                 raise WorkerError(payload)
+            if kind == "ended":
+                recorder.work_ended(payload)
+                continue
             recorder.add(payload)
         now = time.monotonic()
         if stop_by is None and (stop.is_set() or now >= plan.deadline):
@@ -214,11 +218,18 @@ def _worker_main(
 
     try:
         _work_loop(plan, worker, claim, stop, lambda done: sender.send(("done", done)))
+        sender.send(("ended", _work_end(plan)))
     except BaseException as error:
         with contextlib.suppress(OSError):
             sender.send(("error", _describe(error)))
     finally:
         sender.close()
+
+
+def _work_end(plan: Plan) -> float:
+    """When this worker's loop ended (time.monotonic(), one clock for every process on Linux),
+    never past the deadline: a pause cut short there is not the run's idle time."""
+    return min(time.monotonic(), plan.deadline)
 
 
 def _die_with_parent(parent_pid: int) -> None:

@@ -62,6 +62,7 @@ class Recorder:
         self._work: dict[str, float] = {}  # running sums, for live rates
         self._latencies: dict[str, Sketch] = {}
         self._busy = 0.0
+        self._work_ended: float | None = None
         self.workers = 1
 
     def add(self, done: IterationRecord) -> None:
@@ -84,14 +85,24 @@ class Recorder:
     def count(self) -> int:
         return len(self._done)
 
+    def work_ended(self, at: float) -> None:
+        """The workers stopped at ``at`` (time.monotonic()): the idle time the duty cycle owed
+        after the last unit belongs to the run's window too."""
+        with self._lock:
+            self._work_ended = max(at, self._work_ended or at)
+
     def active_window(self) -> tuple[float, float] | None:
-        """(first start, last end) of the iterations, in time.monotonic() seconds."""
+        """(first start, end) of the iterations, in time.monotonic() seconds. The end is the
+        moment the workers stopped, or the last unit's end if later: ending at the last unit
+        would leave out the pause it owed, and a run of few, long units would read busier than
+        its duty cycle (two units at 50 % read as 67 %)."""
         with self._lock:
             if not self._done:
                 return None
+            last_end = max(done.started + done.seconds for done in self._done)
             return (
                 min(done.started for done in self._done),
-                max(done.started + done.seconds for done in self._done),
+                max(last_end, self._work_ended or last_end),
             )
 
     @property
