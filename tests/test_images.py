@@ -372,8 +372,12 @@ def test_arm64_variant_runs_under_emulation(
         _image(pushed_images, workload_id),
         "python",
         workload.launcher,
+        # Bound by one unit, not by seconds: under emulation on a busy host a 20 s run
+        # finished no unit and left nothing to verify. The duration is only a backstop.
+        "--iterations",
+        "1",
         "--duration",
-        "20",
+        "240",
         "--scale",
         "0.02",
         timeout=300,
@@ -381,6 +385,8 @@ def test_arm64_variant_runs_under_emulation(
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
     document = only_document(output)
     assert document["environment"]["machine"] == "aarch64"
+    assert document["stop_reason"] == "iterations"
+    assert document["verification"]["iterations"] >= 1
     assert document["verification"]["passed"]
 
 
