@@ -20,6 +20,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 NAMESPACE = "cloudai-test"  # the tests' own: nothing the bench pushes stands in for it
 ARM64 = "linux/arm64"
+# The grace a test gives a stopped task. What the tests judge is that the task heard the stop and
+# left its document; on a busy host a container's Python took over 5 s just to start, so a 5 s
+# grace killed one before it could write. A stop heard sooner ends the task sooner.
+STOP_GRACE_S = 30
 
 
 def docker_cli(*args: str, check: bool = True, timeout: float = 600) -> str:

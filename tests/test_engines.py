@@ -25,7 +25,7 @@ import psutil
 import pytest
 
 from tests.conftest import ROOT, run_cli, wait_for
-from tests.engine import NAMESPACE, REGISTRY, leftovers
+from tests.engine import NAMESPACE, REGISTRY, STOP_GRACE_S, leftovers
 from tests.slurm import slurm_cluster, slurm_leftovers, slurm_node  # noqa: F401  (fixtures)
 from workloads.replay import plugins
 from workloads.runfolder import TERMINAL, read_events, read_replay, read_trace, task_folder
@@ -156,7 +156,7 @@ def test_an_engine_honours_a_stop_within_the_grace(
     run = tmp_path / "run"
     process = subprocess.Popen(
         [sys.executable, "-m", "workloads", "replay", str(_trace(tmp_path, "120:120", tasks=2)),
-         "--engine", name, "--output", str(run), "--grace", "5"],
+         "--engine", name, "--output", str(run), "--grace", str(STOP_GRACE_S)],
         cwd=ROOT, env={**os.environ, **_environment(example_engine)},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

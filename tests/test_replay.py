@@ -18,7 +18,14 @@ import jsonschema
 import pytest
 
 from tests.conftest import ROOT, run_cli, wait_for
-from tests.engine import BASE_IMAGE, NAMESPACE, REGISTRY, leftovers, swarm_state
+from tests.engine import (
+    BASE_IMAGE,
+    NAMESPACE,
+    REGISTRY,
+    STOP_GRACE_S,
+    leftovers,
+    swarm_state,
+)
 from workloads.analysis import SUMMARY_SCHEMA_PATH
 from workloads.replay.engine import EngineInfo, EngineSettings, ReplayTask
 from workloads.replay.images import images_to_replay
@@ -278,7 +285,7 @@ def test_sigterm_stops_the_tasks_with_the_grace_and_leaves_nothing(
     run = tmp_path / "run"
     process = subprocess.Popen(
         [sys.executable, "-m", "workloads", "replay", str(trace), "--engine", engine,
-         "--output", str(run), "--grace", "5"],
+         "--output", str(run), "--grace", str(STOP_GRACE_S)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     events = run / "events.jsonl"
@@ -313,7 +320,7 @@ DEAF_AT_FIRST = (
 @needs_engine
 def test_a_stop_is_sent_again_until_the_task_hears_it(tmp_path: Path) -> None:
     replay_id = f"deaf-{tmp_path.name[-12:]}"
-    engine = load("docker").connect(EngineSettings(replay_id, grace=4))
+    engine = load("docker").connect(EngineSettings(replay_id, grace=STOP_GRACE_S))
     task = ReplayTask(0, f"cloudai-replay-{replay_id}-0", BASE_IMAGE, DEAF_AT_FIRST,
                       cpus=0.5, memory=128 * 2**20, gpus=0, output=tmp_path)  # fmt: skip
     try:

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ENGINE_TEST_TIMEOUT, ROOT, run_cli, wait_for
+from tests.engine import STOP_GRACE_S
 from tests.slurm import CGROUPS, DOWN, provisioned, slurm_leftovers
 from tests.slurm import run as _run
 from tests.test_replay import _events, _reserved_cpu_never_exceeds, _trace, _trace_file
@@ -222,7 +223,8 @@ def test_sigterm_stops_the_jobs_with_the_grace_and_leaves_nothing(
     cluster(1)
     run = tmp_path / "run"
     trace = _trace_file(tmp_path, "--duration-range", "120:120", tasks=4)
-    command = [*WORKLOADS, "replay", trace, "--engine", "slurm", "--output", run, "--grace", "5"]
+    command = [*WORKLOADS, "replay", trace, "--engine", "slurm", "--output", run,
+               "--grace", str(STOP_GRACE_S)]  # fmt: skip
     with subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True) as process:
         log = run / "events.jsonl"
         wait_for(lambda: log.exists() and '"START"' in log.read_text(), 120, "a job to start")
