@@ -122,9 +122,20 @@ def assert_valid(document: dict[str, Any]) -> None:
     assert not errors, "; ".join(f"{list(e.path)}: {e.message}" for e in errors[:5])
 
 
+def catches(pid: int, number: int) -> bool:
+    """Whether the process has a handler for signal ``number`` (SigCgt in /proc/PID/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (number - 1) & 1)
+    return False
+
+
 def terminate_with_sigterm(process: subprocess.Popen[Any], results: Path) -> dict[str, Any]:
-    """SIGTERM ``process``; it must exit with 128 + SIGTERM and leave one valid document of a
-    run terminated by the signal, which is returned. (How fast: tests/test_timing.py.)"""
+    """SIGTERM ``process`` once it holds the signal (before that, a busy host's slow interpreter
+    start would let the stop kill any Python program); it must exit with 128 + SIGTERM and leave
+    one valid document of a run terminated by the signal, which is returned. (How fast:
+    tests/test_timing.py.)"""
+    wait_for(lambda: catches(process.pid, signal.SIGTERM), 60, "the run to hold SIGTERM")
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=60)
     assert process.returncode == 128 + signal.SIGTERM

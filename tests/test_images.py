@@ -22,6 +22,7 @@ from tests.engine import (
     NAMESPACE,
     REGISTRY,
     REGISTRY_RACE,
+    STOP_GRACE_S,
     docker_cli,
     emulates_arm64,
     expected_platforms,
@@ -408,7 +409,7 @@ def test_docker_stop_leaves_a_partial_document(pushed_images: str, tmp_path: Pat
     ).strip()
     try:
         time.sleep(3)
-        docker_cli("stop", "-t", "5", container)
+        docker_cli("stop", "-t", str(STOP_GRACE_S), container)  # a busy host starts slowly
         state = json.loads(docker_cli("inspect", container))[0]["State"]
         assert state["ExitCode"] == 143
     finally:

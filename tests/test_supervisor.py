@@ -10,9 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
-from tests.conftest import ROOT, assert_valid, descendants, only_document
+from tests.conftest import ROOT, assert_valid, catches, descendants, only_document, wait_for
 from workloads.supervisor import GRACE, writable_by
 
 pytestmark = pytest.mark.contract
@@ -27,6 +28,15 @@ def _supervise(command: str, **kwargs: object) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         **kwargs,
     )
+
+
+def _supervising(command: str) -> subprocess.Popen[str]:
+    """The supervisor, once it holds its stop signals. Before that no Python program can: a
+    busy host took the interpreter over 0.15 s to start, and the stop killed it (-15). In an
+    image it is PID 1, which the kernel spares a signal it does not handle."""
+    process = _supervise(command)
+    wait_for(lambda: catches(process.pid, signal.SIGTERM), 60, "the supervisor's handler")
+    return process
 
 
 def test_exit_status_passes_through() -> None:
@@ -48,8 +58,13 @@ def test_sigterm_reaches_the_workload_through_sh(results: Path) -> None:
 
 
 def test_descendants_that_ignore_the_stop_are_killed_after_the_grace() -> None:
-    process = _supervise("trap '' TERM; sleep 60")
-    time.sleep(0.5)
+    process = _supervising("trap '' TERM; sleep 60")
+
+    def sleeping() -> bool:  # sh has set its trap, then started sleep
+        children = psutil.Process(process.pid).children(recursive=True)
+        return any(child.name() == "sleep" for child in children)
+
+    wait_for(sleeping, 60, "sh to trap the stop and sleep")
     signalled = time.monotonic()
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 128 + signal.SIGKILL
@@ -81,9 +96,10 @@ def test_a_stop_before_python_takes_its_signals_is_held_until_it_has(
     results: Path, delay: float
 ) -> None:
     """A stop that reached the interpreter before capture_early would kill it without a
-    document: the supervisor holds it until the workload says it is ready."""
+    document: the supervisor holds it until the workload says it is ready. ``delay`` counts
+    from the supervisor's own readiness, so the stop falls in the workload's start-up."""
     launcher = ROOT / "workloads" / "launchers" / "cpu_process_1.py"
-    process = _supervise(
+    process = _supervising(
         f'"{sys.executable}" "{launcher}" --duration 60 --scale 0.05 --results-dir "{results}"'
     )
     time.sleep(delay)
