@@ -25,13 +25,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's package, as the other scripts run it
 
 from workloads.cli import main  # noqa: E402
-from workloads.gpu import checks, vae  # noqa: E402
 
 CUTS = (2, 4, 8, 12, 16, 20, 24, 32, 40)
 
 
 def loss_series(workload: str, seed: int, iterations: int) -> list[float]:
     """The values the workload's end-of-run "decreased" check was given."""
+    from workloads.gpu import checks, vae  # torch: imported once there is work for it
+
     captured: list[float] = []
     original = checks.check_decreased
 
@@ -69,6 +70,10 @@ def main_bench() -> None:
     parser.add_argument("--iterations", type=int, default=50, help="iterations per run")
     parser.add_argument("--workloads", default="gpu-1,gpu-4,gpu-5,gpu-6")
     args = parser.parse_args()
+    try:
+        from workloads.gpu import checks
+    except ModuleNotFoundError as missing:
+        parser.exit(2, f"loss_threshold: needs {missing.name}: pip install -e '.[gpu]'\n")
     print(f"share of {args.seeds} seeds whose loss fell, cut after N steps")
     print(f"{'workload':<9}" + "".join(f"{n:>8}" for n in CUTS))
     for workload in args.workloads.split(","):
