@@ -58,9 +58,9 @@ def test_sigterm_reaches_the_workload_through_sh(results: Path) -> None:
 
 
 def test_descendants_that_ignore_the_stop_are_killed_after_the_grace() -> None:
-    process = _supervising("trap '' TERM; sleep 60")
+    process = _supervise("trap '' TERM; sleep 60")
 
-    def sleeping() -> bool:  # sh has set its trap, then started sleep
+    def sleeping() -> bool:  # sh has set its trap, then started sleep (the supervisor is ready)
         children = psutil.Process(process.pid).children(recursive=True)
         return any(child.name() == "sleep" for child in children)
 
