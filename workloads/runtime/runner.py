@@ -103,6 +103,7 @@ class Run:
             target=self.state.shape.target,
             iterations=lambda: self.state.recorder.count,
             probes=self.state.probes,
+            from_process_start=self.baseline is None,
             on_sample=self._on_sample,
         )
         # Last: a port that is taken ends the run here, before any work (ExporterError).

@@ -76,6 +76,9 @@ class ResourceSampler:
     target: Callable[[float], float]  # load-shape target fraction at t
     iterations: Callable[[], int]
     probes: list[Probe] = field(default_factory=list)
+    # The run began with this process: at the origin every counter was zero, so the first
+    # sample covers the start-up too, as the totals do and as readers of the series assume.
+    from_process_start: bool = False
     on_sample: Callable[[dict[str, float | None]], None] | None = None
     samples: list[dict[str, float | None]] = field(default_factory=list)
     peak_rss_bytes: int = 0
@@ -89,7 +92,10 @@ class ResourceSampler:
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="cloudai-sampler", daemon=True)
         self._lock = threading.Lock()
-        self._last = (time.monotonic(), _tree_counters(), self.iterations())
+        if self.from_process_start:
+            self._last = (self.origin, _Counters(0.0, 0, 0, 0), 0)
+        else:
+            self._last = (time.monotonic(), _tree_counters(), self.iterations())
 
     def start(self) -> None:
         self._thread.start()
