@@ -186,11 +186,12 @@ def alive(processes: list[psutil.Process]) -> list[psutil.Process]:
 
 
 def descendants(
-    pid: int, workers: int = 0, timeout: float = 5.0
+    pid: int, workers: int = 0, timeout: float = 60.0
 ) -> tuple[list[psutil.Process], list[psutil.Process]]:
     """(spawned workers, other descendants) of ``pid`` once ``workers`` workers are up, so a
     stop reaches them. The others are multiprocessing's resource tracker, which exits when it
-    reads the end of the run's pipe, a moment after the run."""
+    reads the end of the run's pipe, a moment after the run. The wait is long: on a busy host
+    two workers took more than 5 s to start (the runs that call this last 60 s)."""
     deadline = time.monotonic() + timeout
     while True:
         spawned, others = [], []
@@ -198,8 +199,10 @@ def descendants(
             with contextlib.suppress(psutil.Error):
                 is_worker = "spawn_main" in " ".join(child.cmdline())
                 (spawned if is_worker else others).append(child)
-        if len(spawned) >= workers or time.monotonic() > deadline:
+        if len(spawned) >= workers:
             return spawned, others
+        if time.monotonic() > deadline:
+            pytest.fail(f"waited {timeout:g} s for {workers} workers of {pid}, saw {len(spawned)}")
         time.sleep(0.05)
 
 
