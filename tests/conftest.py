@@ -43,6 +43,12 @@ class Completed:
 IN_A_CHILD = ("run", "replay")
 
 
+def uncontrolled_environment() -> dict[str, str]:
+    """This environment without the run's controls (CLOUDAI_* variables), for a child run
+    whose controls are its flags alone."""
+    return {key: value for key, value in os.environ.items() if not key.startswith("CLOUDAI_")}
+
+
 def run_cli(
     *args: str,
     env: dict[str, str] | None = None,
@@ -50,10 +56,7 @@ def run_cli(
     timeout: float = 120,
 ) -> Completed:
     """Run ``python -m workloads ARGS`` and time it."""
-    environment = {
-        key: value for key, value in os.environ.items() if not key.startswith("CLOUDAI_")
-    }
-    environment.update(env or {})
+    environment = {**uncontrolled_environment(), **(env or {})}
     started = time.monotonic()
     if args and args[0] not in IN_A_CHILD and "PYTHONPATH" not in (env or {}):
         code, stdout, stderr = _main_here(list(args), environment, cwd or ROOT)
@@ -157,11 +160,10 @@ def stop_when_ready(
     supervisor reads it): while it is still importing, as a scheduler that cancels a task right
     after starting it would, and at the same point of its start-up however busy the host."""
     reader, writer = os.pipe()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDAI_")}
     process = subprocess.Popen(
         command,
         cwd=cwd,
-        env={**environment, READY_FD: str(writer)},
+        env={**uncontrolled_environment(), READY_FD: str(writer)},
         pass_fds=(writer,),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

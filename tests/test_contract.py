@@ -26,6 +26,7 @@ from tests.conftest import (
     run_cli,
     stop_when_ready,
     terminate_with_sigterm,
+    uncontrolled_environment,
     wait_for,
 )
 
@@ -35,7 +36,7 @@ LAUNCHERS = ROOT / "workloads" / "launchers"
 
 
 def _start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDAI_")}
+    environment = uncontrolled_environment()
     return subprocess.Popen(
         [sys.executable, "-m", "workloads", *args],
         cwd=ROOT,
@@ -168,7 +169,7 @@ def test_the_first_sample_covers_the_start_up(results: Path) -> None:
         [sys.executable, "-c", start_up, *arguments, "--workers", "1", "--duration", "60",
          "--sample-interval", "0.25", "--results-dir", str(results)],
         capture_output=True, text=True, check=False, timeout=120, cwd=ROOT,
-        env={key: value for key, value in os.environ.items() if not key.startswith("CLOUDAI_")},
+        env=uncontrolled_environment(),
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr
     document = only_document(results)

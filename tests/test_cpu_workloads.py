@@ -28,6 +28,7 @@ from tests.conftest import (
     run_cli,
     run_inline,
     terminate_with_sigterm,
+    uncontrolled_environment,
 )
 from workloads.cpu import compression, hashing, montecarlo, primes, recursion, sorting
 from workloads.manifest import get_manifest
@@ -97,7 +98,7 @@ def test_two_workers_keep_more_than_one_core_busy_within_the_envelope(
 
 @pytest.mark.parametrize("workload", CPU_IDS)
 def test_sigterm_leaves_a_partial_document(workload: str, results: Path) -> None:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDAI_")}
+    environment = uncontrolled_environment()
     command = [sys.executable, "-m", "workloads", "run", workload, "--duration", "60"]
     process = subprocess.Popen(
         [*command, "--results-dir", str(results)],

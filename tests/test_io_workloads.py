@@ -30,6 +30,7 @@ from tests.conftest import (
     main_inline,
     only_document,
     run_cli,
+    uncontrolled_environment,
     wait_for,
 )
 from workloads.io import access, database, network, storage
@@ -101,7 +102,7 @@ def _tmpfs(folder: Path, size: str) -> Iterator[Path]:
 
 
 def _start(workload: str, results: Path, work: Path, *extra: str) -> subprocess.Popen[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDAI_")}
+    environment = uncontrolled_environment()
     command = [sys.executable, "-m", "workloads", "run", workload, "--seed", "7"]
     command += ["--results-dir", str(results), "--work-dir", str(work), *extra]
     return subprocess.Popen(

@@ -20,7 +20,7 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics
 from prometheus_client.parser import text_string_to_metric_families as prometheus_text
 
-from tests.conftest import ROOT, TINY, only_document, run_cli
+from tests.conftest import ROOT, TINY, only_document, run_cli, uncontrolled_environment
 
 pytestmark = pytest.mark.contract
 
@@ -51,7 +51,7 @@ def free_port() -> int:
 
 
 def _start(*args: str) -> subprocess.Popen[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDAI_")}
+    environment = uncontrolled_environment()
     return subprocess.Popen(
         [sys.executable, "-m", "workloads", "run", *args],
         cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, uncontrolled_environment
 from workloads.runtime import progress as progress_module
 from workloads.runtime.progress import ProgressReporter
 
@@ -76,7 +76,7 @@ def test_off_prints_only_what_is_said() -> None:
 def _run_under_a_tty(*args: str, env: dict[str, str]) -> str:
     """Run the CLI with stdout and stderr on a pseudo-terminal, as `docker run -t` does."""
     controller, terminal = pty.openpty()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDAI_")}
+    environment = uncontrolled_environment()
     process = subprocess.Popen(
         [sys.executable, "-m", "workloads", *args],
         cwd=ROOT,
