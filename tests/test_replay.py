@@ -228,6 +228,12 @@ def _replay_and_analyze(
     return run, summary
 
 
+def _container_log(run: Path, task_id: int) -> str:
+    """What a task's container said (the docker engine keeps it), to show with a failure."""
+    log = run / "tasks" / str(task_id) / "container.log"
+    return f"task {task_id}: " + (log.read_text()[-2000:] if log.exists() else "(no container.log)")
+
+
 def _common_assertions(run: Path, summary: dict[str, Any], engine: str) -> None:
     replay = json.loads((run / "replay.json").read_text())
     assert (replay["engine"]["name"], replay["outcome"]) == (engine, "completed")
@@ -252,6 +258,10 @@ def test_replay_on_docker_starts_every_task_when_it_arrives(
     run, summary = _replay_and_analyze("docker", tmp_path)
     _common_assertions(run, summary, "docker")
     assert not [e for e in _events(run) if e["event"] == "QUEUE"]  # no admission control
+    for task in _trace(run):  # each container's output outlives its removal, beside its document
+        folder = run / "tasks" / str(task["task_id"])
+        (document,) = folder.glob("*.json")
+        assert document.name in (folder / "container.log").read_text()
 
 
 @pytest.mark.docker
@@ -296,7 +306,8 @@ def test_sigterm_stops_the_tasks_with_the_grace_and_leaves_nothing(
     assert process.returncode == 128 + signal.SIGTERM, stderr
     replay = json.loads((run / "replay.json").read_text())
     assert (replay["outcome"], replay["signal"]) == ("interrupted", "SIGTERM")
-    assert replay["started_without_document"] == []
+    missing = replay["started_without_document"]
+    assert missing == [], [_container_log(run, task_id) for task_id in missing]
     started = {e["task_id"] for e in _events(run) if e["event"] == "START"}
     assert started
     for task_id in started:  # the running tasks were stopped, and wrote partial documents

@@ -8,7 +8,8 @@ commands import it side by side, never one another.
     DIR/trace.json        the trace as replayed (images as submitted)
     DIR/events.jsonl      one state change per line (``Event``), in the vocabulary of Google's
                           cluster trace
-    DIR/tasks/<task_id>/  the task's /output: its results document
+    DIR/tasks/<task_id>/  the task's /output: its results document, and the container's output
+                          (``container.log``) where the engine removes containers
 
 Every record is validated through these models on the way in and out; their JSON Schemas are
 generated into workloads/schema/ by generate.py. Every event and the replay record carry the
@@ -48,6 +49,7 @@ REPLAY_FILE, TRACE_FILE, EVENTS_FILE, TASKS_FOLDER = (
     "events.jsonl",
     "tasks",
 )
+CONTAINER_LOG = "container.log"  # a container's stdout and stderr, kept at its removal
 REPLAY_SCHEMA_VERSION = 2  # 1: before events and the record carried the replay's id
 EventKind = Literal[
     "SUBMIT", "QUEUE", "SCHEDULE", "START", "FINISH", "FAIL", "KILL", "EVICT", "LOST"

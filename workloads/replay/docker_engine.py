@@ -13,6 +13,7 @@ import contextlib
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -37,7 +38,7 @@ from workloads.replay.engine import (
     first_line,
     labels,
 )
-from workloads.runfolder import Event, Node
+from workloads.runfolder import CONTAINER_LOG, Event, Node
 
 
 def docker_client() -> DockerClient:
@@ -170,7 +171,24 @@ class DockerEngine:
         # The low-level listing: the high-level one inspects each, racing their removal.
         for container in self.client.api.containers(all=True, filters=self._filter):
             with contextlib.suppress(NotFound, APIError):
+                self._keep_log(container)
                 self.client.api.remove_container(container["Id"], force=True)
+
+    def _keep_log(self, container: dict[str, Any]) -> None:
+        """The container's output, kept in its task's folder as CONTAINER_LOG before the removal
+        takes it (as Slurm keeps ``slurm-<job>.log``): where a task that ended without a
+        document says why."""
+        folder = next(
+            (
+                Path(mount["Source"])
+                for mount in container["Mounts"]
+                if mount["Destination"] == "/output"
+            ),
+            None,
+        )
+        if folder is not None and folder.is_dir():
+            output = self.client.api.logs(container["Id"], timestamps=True)
+            (folder / CONTAINER_LOG).write_bytes(output)
 
 
 def connect(settings: EngineSettings) -> DockerEngine:
