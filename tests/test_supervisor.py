@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from tests.conftest import ROOT, assert_valid, catches, descendants, only_document, wait_for
-from workloads.supervisor import GRACE, writable_by
+from workloads.supervisor import GRACE, stop_grace, writable_by
 
 pytestmark = pytest.mark.contract
 
@@ -69,6 +69,31 @@ def test_descendants_that_ignore_the_stop_are_killed_after_the_grace() -> None:
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 128 + signal.SIGKILL
     assert time.monotonic() - signalled >= GRACE  # not before (how soon after: test_timing.py)
+
+
+def test_the_stoppers_grace_replaces_the_supervisors_own(tmp_path: Path) -> None:
+    # replay --grace 30 gives a task 30 s to write its document: the supervisor's own GRACE must
+    # not kill it first (a busy host's start-up once took longer, and the document was lost).
+    done = tmp_path / "done"
+    process = _supervise(
+        f"trap 'sleep {GRACE + 2}; touch {done}; exit 0' TERM; sleep 60 & wait",
+        env={**os.environ, "CLOUDAI_STOP_GRACE": "120"},
+    )
+    children = lambda: psutil.Process(process.pid).children(recursive=True)  # noqa: E731
+    wait_for(lambda: any(child.name() == "sleep" for child in children()), 60, "sh to sleep")
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == 0  # it ended on its own, after more than GRACE
+    assert done.exists()
+
+
+def test_a_grace_that_is_not_a_number_is_said_and_the_own_kept(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert stop_grace({"CLOUDAI_STOP_GRACE": "soon"}) == GRACE
+    assert stop_grace({"CLOUDAI_STOP_GRACE": "-1"}) == GRACE
+    assert len(capsys.readouterr().err.splitlines()) == 2
+    assert stop_grace({"CLOUDAI_STOP_GRACE": "30"}) == 30
+    assert stop_grace({}) == GRACE
 
 
 @pytest.mark.parametrize(

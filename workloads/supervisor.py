@@ -9,7 +9,9 @@ Debian's sh neither execs its command nor survives SIGTERM. An init that signals
 process group (``tini -g``, dumb-init) sees sh die at once and exits with it, and the container's
 teardown then kills Python while it writes its results document. This supervisor relays SIGTERM,
 SIGINT and SIGHUP to the whole process group, reaps every descendant (it is PID 1, or a child
-subreaper), exits when the last one has, and sends SIGKILL if they outlive the grace period.
+subreaper), exits when the last one has, and sends SIGKILL if they outlive the grace period
+(4.5 s, inside the real worker's 5 s; ``CLOUDAI_STOP_GRACE`` seconds where the stopper gives
+more, as ``replay --grace`` does).
 
 A stop that reaches Python before it has taken over its signals kills it without a document
 (under load, starting the interpreter can take a second). So the workload says when it is ready
@@ -51,10 +53,11 @@ from types import FrameType
 
 from workloads.runtime.choices import EXIT_USAGE
 from workloads.runtime.results import choose_results_dir
-from workloads.runtime.signals import READY_FD, STOP_SIGNALS
+from workloads.runtime.signals import READY_FD, STOP_GRACE, STOP_SIGNALS
 
 USER = "cloudai"
-# Seconds the command gets after a stop signal before SIGKILL (the real worker waits 5 s).
+# Seconds the command gets after a stop signal before SIGKILL: the real worker waits 5 s; an
+# engine that gives more says so in CLOUDAI_STOP_GRACE (stop_grace).
 GRACE = 4.5
 # A stop is held at most this long for a command that does not say it is ready.
 READY_WAIT = 1.5
@@ -112,9 +115,24 @@ def _spawn(command: list[str], ready_fd: int) -> subprocess.Popen[bytes]:
     )
 
 
+def stop_grace(environment: dict[str, str]) -> float:
+    """The grace the stopper gives (STOP_GRACE, seconds), else GRACE; a value that is not a
+    positive number is said in one line and GRACE kept."""
+    value = environment.get(STOP_GRACE, "")
+    try:
+        grace = float(value) if value else GRACE
+    except ValueError:
+        grace = -1.0
+    if not 0 < grace < float("inf"):
+        print(f"supervisor: {STOP_GRACE}={value!r} is not a number of seconds; {GRACE} s kept",
+              file=sys.stderr)  # fmt: skip
+        return GRACE
+    return grace
+
+
 class Supervisor:
-    def __init__(self, command: list[str]) -> None:
-        self.command = command
+    def __init__(self, command: list[str], grace: float = GRACE) -> None:
+        self.command, self.grace = command, grace
         self.stopping = False
         self.ready = False
         self.held: int | None = None  # a stop signal that came before the command was ready
@@ -154,7 +172,7 @@ class Supervisor:
     def _relay(self, number: int, frame: FrameType | None) -> None:
         if not self.stopping:  # the grace runs from the stop, held or not
             self.stopping = True
-            signal.setitimer(signal.ITIMER_REAL, GRACE)
+            signal.setitimer(signal.ITIMER_REAL, self.grace)
         with self._lock:
             ready = self.ready
             if not ready:
@@ -229,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     if command[0].startswith("-"):
         print(only_options(command), file=sys.stderr)
         return EXIT_USAGE
-    return Supervisor(command).run()
+    return Supervisor(command, stop_grace(dict(os.environ))).run()
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from workloads.replay.engine import (
     labels,
 )
 from workloads.runfolder import CONTAINER_LOG, Event, Node
+from workloads.runtime.signals import STOP_GRACE
 
 
 def docker_client() -> DockerClient:
@@ -102,6 +103,7 @@ class DockerEngine:
             mem_limit=task.memory,
             device_requests=device_requests,
             volumes={str(task.output): {"bind": "/output", "mode": "rw"}},
+            environment={STOP_GRACE: str(self.grace)},  # the supervisor's bound: this grace
             detach=True,
         )
         container.start()

@@ -144,7 +144,7 @@ class SlurmEngine:
     def _script(self, task: ReplayTask) -> str:
         if self.mode == "process":
             return process_script(task, self.replay_id, self.python)
-        return container_script(task, self.replay_id)
+        return container_script(task, self.replay_id, self.grace)
 
     def _options(self, task: ReplayTask) -> list[str]:
         return sbatch_options(task, self.partition, self.sbatch_args)

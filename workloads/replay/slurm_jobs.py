@@ -30,6 +30,7 @@ from pathlib import Path
 
 from workloads.replay.engine import REPLAY_LABEL, TASK_LABEL, ReplayInputError, ReplayTask
 from workloads.replay.slurm_records import MIB, call, complaint
+from workloads.runtime.signals import STOP_GRACE
 
 # -- the job script ----------------------------------------------------------------------------
 # The OCI hook: the container's first process (the state's "pid") joins every cgroup of the
@@ -112,7 +113,7 @@ podman "${{options[@]}}" run --rm --name {name} \\
   --label "org.cloudai.slurm-job=${{SLURM_JOB_ID:-}}" \\
   --cgroup-manager cgroupfs --cgroup-parent {cgroup_parent} --network host "${{run[@]}}" \\
   --volume /sys/fs/cgroup:/sys/fs/cgroup:ro --volume {output}:/output \\
-  {image} /bin/sh -c {command} &
+  --env {stop_grace} {image} /bin/sh -c {command} &
 """
     + _SUPERVISE
 )
@@ -139,8 +140,9 @@ trap stop TERM
 )
 
 
-def container_script(task: ReplayTask, replay_id: str) -> str:
-    """The batch script that runs ``task``'s image in its job's cgroups."""
+def container_script(task: ReplayTask, replay_id: str, grace: float) -> str:
+    """The batch script that runs ``task``'s image in its job's cgroups; a stop gives it
+    ``grace`` seconds, inside the image too (its supervisor's bound)."""
     return _CONTAINER_SCRIPT.format(
         replay_id=replay_id,
         task_id=task.task_id,
@@ -153,6 +155,7 @@ def container_script(task: ReplayTask, replay_id: str) -> str:
         cgroup_parent=PODMAN_CGROUP_PARENT,
         output=shlex.quote(str(task.output)),
         command=shlex.quote(task.command),
+        stop_grace=shlex.quote(f"{STOP_GRACE}={grace}"),
     )
 
 

@@ -24,6 +24,9 @@ def _remember(number: int, frame: FrameType | None) -> None:
 # The supervisor's pipe: written once the stop signals are ours, so that it relays a stop only
 # when this process can keep it (a stop that reached the interpreter earlier would kill it).
 READY_FD = "CLOUDAI_READY_FD"
+# The seconds a stop gives the command before SIGKILL, where whoever stops it says (``replay``
+# passes its --grace): the supervisor's own bound must not cut a longer grace short.
+STOP_GRACE = "CLOUDAI_STOP_GRACE"
 
 
 def capture_early() -> None:
