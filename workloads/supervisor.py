@@ -48,6 +48,7 @@ import stat
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
@@ -115,19 +116,18 @@ def _spawn(command: list[str], ready_fd: int) -> subprocess.Popen[bytes]:
     )
 
 
-def stop_grace(environment: dict[str, str]) -> float:
+def stop_grace(environment: Mapping[str, str]) -> float:
     """The grace the stopper gives (STOP_GRACE, seconds), else GRACE; a value that is not a
     positive number is said in one line and GRACE kept."""
     value = environment.get(STOP_GRACE, "")
-    try:
-        grace = float(value) if value else GRACE
-    except ValueError:
-        grace = -1.0
-    if not 0 < grace < float("inf"):
-        print(f"supervisor: {STOP_GRACE}={value!r} is not a number of seconds; {GRACE} s kept",
-              file=sys.stderr)  # fmt: skip
+    if not value:
         return GRACE
-    return grace
+    with contextlib.suppress(ValueError):
+        if 0 < (grace := float(value)) < float("inf"):
+            return grace
+    print(f"supervisor: {STOP_GRACE}={value!r} is not a number of seconds; {GRACE} s kept",
+          file=sys.stderr)  # fmt: skip
+    return GRACE
 
 
 class Supervisor:
@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     if command[0].startswith("-"):
         print(only_options(command), file=sys.stderr)
         return EXIT_USAGE
-    return Supervisor(command, stop_grace(dict(os.environ))).run()
+    return Supervisor(command, stop_grace(os.environ)).run()
 
 
 if __name__ == "__main__":

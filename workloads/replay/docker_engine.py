@@ -37,9 +37,9 @@ from workloads.replay.engine import (
     engine_error,
     first_line,
     labels,
+    stop_grace_variable,
 )
 from workloads.runfolder import CONTAINER_LOG, Event, Node
-from workloads.runtime.signals import STOP_GRACE
 
 
 def docker_client() -> DockerClient:
@@ -103,7 +103,7 @@ class DockerEngine:
             mem_limit=task.memory,
             device_requests=device_requests,
             volumes={str(task.output): {"bind": "/output", "mode": "rw"}},
-            environment={STOP_GRACE: str(self.grace)},  # the supervisor's bound: this grace
+            environment=[stop_grace_variable(self.grace)],  # the supervisor's bound: this grace
             detach=True,
         )
         container.start()

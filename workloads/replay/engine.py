@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from workloads.runfolder import Event, Node
+from workloads.runtime.signals import STOP_GRACE
 from workloads.sizes import GIB
 
 # Labels on everything a replay makes: how cleanup finds it, and which task it is.
@@ -159,6 +160,12 @@ def engine_error(error: BaseException) -> str:
     """An engine's error as one line."""
     explanation = getattr(error, "explanation", None)
     return first_line(Exception(explanation)) if explanation else first_line(error)
+
+
+def stop_grace_variable(grace: float) -> str:
+    """``CLOUDAI_STOP_GRACE=SECONDS`` for a task's environment: the image's supervisor then
+    gives a stop the engine's grace, not only its own 4.5 s."""
+    return f"{STOP_GRACE}={grace}"
 
 
 def labels(replay_id: str, task_id: int | None = None) -> dict[str, Any]:

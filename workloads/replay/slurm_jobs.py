@@ -28,9 +28,14 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from workloads.replay.engine import REPLAY_LABEL, TASK_LABEL, ReplayInputError, ReplayTask
+from workloads.replay.engine import (
+    REPLAY_LABEL,
+    TASK_LABEL,
+    ReplayInputError,
+    ReplayTask,
+    stop_grace_variable,
+)
 from workloads.replay.slurm_records import MIB, call, complaint
-from workloads.runtime.signals import STOP_GRACE
 
 # -- the job script ----------------------------------------------------------------------------
 # The OCI hook: the container's first process (the state's "pid") joins every cgroup of the
@@ -155,7 +160,7 @@ def container_script(task: ReplayTask, replay_id: str, grace: float) -> str:
         cgroup_parent=PODMAN_CGROUP_PARENT,
         output=shlex.quote(str(task.output)),
         command=shlex.quote(task.command),
-        stop_grace=shlex.quote(f"{STOP_GRACE}={grace}"),
+        stop_grace=shlex.quote(stop_grace_variable(grace)),
     )
 
 

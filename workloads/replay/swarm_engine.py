@@ -36,9 +36,9 @@ from workloads.replay.engine import (
     engine_error,
     engine_time,
     labels,
+    stop_grace_variable,
 )
 from workloads.runfolder import Event, Node
-from workloads.runtime.signals import STOP_GRACE
 
 POLL_SECONDS = 0.1
 _PLACED = ("assigned", "accepted", "preparing", "ready", "starting")
@@ -179,7 +179,7 @@ class SwarmEngine:
             restart_policy=RestartPolicy(condition="none"),
             resources=resources,
             mounts=[Mount(target="/output", source=str(task.output), type="bind")],
-            env=[f"{STOP_GRACE}={self.grace}"],  # the supervisor's bound: this grace
+            env=[stop_grace_variable(self.grace)],  # the supervisor's bound: this grace
             stop_grace_period=round(self.grace * 1e9),
         )
         with self._lock:
